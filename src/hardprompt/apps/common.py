@@ -1,0 +1,101 @@
+"""Pieces shared by the applications: model and vocabulary set-up, and running PEZ."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from ..errors import HardpromptError
+from ..io import load_image, looks_like_image_path, read_lines
+from ..models import TextEncoder, load_text_encoder
+from ..objectives.base import Objective
+from ..optim import pez
+from ..optim.pez import PEZConfig
+from ..optim.result import Result
+from ..vocab import Vocabulary, VocabularyRules
+
+ModelLike = str | TextEncoder
+BankLike = str | Path | Sequence[str] | None
+ImageLike = str | Path | Image.Image
+
+
+def as_image(value: ImageLike) -> Image.Image:
+    """An RGB image from a PIL image or a path."""
+    return value.convert("RGB") if isinstance(value, Image.Image) else load_image(value)
+
+
+def encode_negatives(encoder: TextEncoder, negatives: Sequence[ImageLike]) -> torch.Tensor | None:
+    """Features of the negative targets: image files (or images) as images, the rest as texts."""
+    images: list[Image.Image] = []
+    texts: list[str] = []
+    for value in negatives:
+        if isinstance(value, (Image.Image, Path)) or looks_like_image_path(str(value)):
+            images.append(as_image(value))
+        elif str(value).strip():
+            texts.append(str(value))
+        else:
+            raise HardpromptError("a negative target is empty")
+    features = []
+    if images:
+        features.append(encoder.encode_images(images))
+    if texts:
+        features.append(encoder.encode_texts(texts))
+    return torch.cat(features) if features else None
+
+
+def describe(value: object) -> object:
+    """A JSON-friendly description of an input for the result's config."""
+    if isinstance(value, Image.Image):
+        return "<image>"
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [describe(v) for v in value]
+    return value
+
+
+def as_encoder(model: ModelLike, device: str = "auto") -> TextEncoder:
+    """Accept a loaded adapter as is; load a name or path."""
+    return model if isinstance(model, TextEncoder) else load_text_encoder(model, device=device)
+
+
+def bank_phrases(bank: BankLike) -> tuple[str, ...] | None:
+    """Phrases from a bank file (one per line), or the given phrases."""
+    if bank is None:
+        return None
+    if isinstance(bank, (str, Path)):
+        return tuple(read_lines(bank))
+    return tuple(bank)
+
+
+def build_vocabulary(
+    encoder: TextEncoder, blocklist: Sequence[str] = (), bank: BankLike = None, ascii_only: bool = False
+) -> Vocabulary:
+    """The allowed tokens of `encoder` under the user's vocabulary rules."""
+    rules = VocabularyRules(blocklist=tuple(blocklist), bank_phrases=bank_phrases(bank), ascii_only=ascii_only)
+    return Vocabulary(encoder.tokenizer, len(encoder.embedding_table), encoder.tokenize, rules)
+
+
+def run_pez(
+    objective: Objective,
+    encoder: TextEncoder,
+    vocab: Vocabulary,
+    config: PEZConfig,
+    options: dict[str, Any],
+) -> Result:
+    """Validate `config` against the model, run PEZ, and label the result."""
+    config.validate(encoder.max_prompt_len)
+    result = pez.run(objective, vocab, replace(config))
+    result.model = encoder.name
+    vocabulary_options = {
+        "blocklist": list(vocab.rules.blocklist),
+        "ascii_only": vocab.rules.ascii_only,
+        "allowed_tokens": len(vocab),
+    }
+    result.config = {**result.config, **vocabulary_options, **options}
+    return result

@@ -1,0 +1,73 @@
+"""Text → shorter prompt: distill a long prompt into a few tokens with the same meaning (paper §4.5)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from ..errors import HardpromptError
+from ..objectives import FeatureSimilarity
+from ..optim.pez import PEZConfig
+from ..optim.result import Result
+from .common import (
+    BankLike,
+    ImageLike,
+    ModelLike,
+    as_encoder,
+    build_vocabulary,
+    describe,
+    encode_negatives,
+    run_pez,
+)
+
+DEFAULT_TEXT_MODEL = "minilm"
+
+
+def distilled_length(token_count: int, ratio: float) -> int:
+    """The prompt length for a distillation ratio (distilled / original), at least one token."""
+    if not 0 < ratio <= 1:
+        raise HardpromptError(f"ratio must be in (0, 1] (got {ratio})")
+    return max(1, round(token_count * ratio))
+
+
+def distill(
+    text: str,
+    model: ModelLike = DEFAULT_TEXT_MODEL,
+    config: PEZConfig | None = None,
+    *,
+    ratio: float | None = None,
+    negatives: Sequence[ImageLike] = (),
+    negative_weight: float = 1.0,
+    blocklist: Sequence[str] = (),
+    bank: BankLike = None,
+    ascii_only: bool = False,
+    device: str = "auto",
+) -> Result:
+    """Learn a short hard prompt whose features match those of the longer `text`.
+
+    With `ratio`, the prompt length is that fraction of `text`'s token count.
+    """
+    config = config or PEZConfig()
+    if not text or not text.strip():
+        raise HardpromptError("the text to distill is empty")
+    encoder = as_encoder(model, device)
+    original_tokens = encoder.count_tokens(text)
+    if ratio is not None:
+        config = replace(config, prompt_len=distilled_length(original_tokens, ratio))
+    vocab = build_vocabulary(encoder, blocklist, bank, ascii_only)
+    objective = FeatureSimilarity(
+        encoder,
+        encoder.encode_texts([text]),
+        negatives=encode_negatives(encoder, negatives),
+        negative_weight=negative_weight,
+        seed=config.seed,
+    )
+    options = {
+        "text": text,
+        "original_tokens": original_tokens,
+        "ratio": ratio,
+        "negatives": describe(list(negatives)),
+        "negative_weight": negative_weight,
+        "bank": describe(bank) if not isinstance(bank, (list, tuple)) else "<phrases>",
+    }
+    return run_pez(objective, encoder, vocab, config, options)

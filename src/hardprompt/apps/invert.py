@@ -1,0 +1,61 @@
+"""Image → prompt: a prompt whose text features match one or many images (paper §4)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..errors import HardpromptError
+from ..objectives import FeatureSimilarity
+from ..optim.pez import PEZConfig
+from ..optim.result import Result
+from .common import (
+    BankLike,
+    ImageLike,
+    ModelLike,
+    as_encoder,
+    as_image,
+    build_vocabulary,
+    describe,
+    encode_negatives,
+    run_pez,
+)
+
+DEFAULT_IMAGE_MODEL = "openai/clip-vit-large-patch14"
+
+
+def invert(
+    images: Sequence[ImageLike],
+    model: ModelLike = DEFAULT_IMAGE_MODEL,
+    config: PEZConfig | None = None,
+    *,
+    negatives: Sequence[ImageLike] = (),
+    negative_weight: float = 1.0,
+    blocklist: Sequence[str] = (),
+    bank: BankLike = None,
+    ascii_only: bool = False,
+    device: str = "auto",
+) -> Result:
+    """Learn a hard prompt whose features match `images` (several images give a shared-style prompt)."""
+    config = config or PEZConfig()
+    if not images:
+        raise HardpromptError("give at least one image")
+    targets = [as_image(image) for image in images]
+    encoder = as_encoder(model, device)
+    if not encoder.supports_images:
+        raise HardpromptError(f"model {encoder.name} has no image encoder; use a CLIP model or 'shapes'")
+    vocab = build_vocabulary(encoder, blocklist, bank, ascii_only)
+    objective = FeatureSimilarity(
+        encoder,
+        encoder.encode_images(targets),
+        negatives=encode_negatives(encoder, negatives),
+        negative_weight=negative_weight,
+        batch_size=config.batch_size,
+        seed=config.seed,
+    )
+    options = {
+        "images": describe(list(images)),
+        "negatives": describe(list(negatives)),
+        "negative_weight": negative_weight,
+        "bank": describe(bank) if not isinstance(bank, (list, tuple)) else "<phrases>",
+    }
+    return run_pez(objective, encoder, vocab, config, options)

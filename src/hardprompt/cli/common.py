@@ -1,0 +1,89 @@
+"""Options and output shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..io import write_json
+from ..optim.pez import PEZConfig
+from ..optim.result import Result
+
+
+def comma_list(value: str) -> list[str]:
+    """Parse 'a,b, c' into ['a', 'b', 'c']."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def add_model_options(parser: argparse.ArgumentParser, default_model: str) -> None:
+    parser.add_argument("--model", default=default_model, help=f"alias, hub id or local directory ({default_model})")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+
+
+def add_pez_options(parser: argparse.ArgumentParser, prompt_len: int = 16) -> None:
+    defaults = PEZConfig()
+    group = parser.add_argument_group("optimization (PEZ)")
+    group.add_argument("--prompt-len", type=int, default=prompt_len, help=f"tokens in the prompt ({prompt_len})")
+    group.add_argument("--steps", type=int, default=defaults.steps, help=f"optimization steps ({defaults.steps})")
+    group.add_argument("--lr", type=float, default=defaults.lr, help=f"AdamW learning rate ({defaults.lr})")
+    group.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="AdamW weight decay (0.1)")
+    group.add_argument("--restarts", type=int, default=defaults.restarts, help="prompts optimized in one batch (1)")
+    group.add_argument("--seed", type=int, default=defaults.seed, help="random seed (0)")
+    group.add_argument("--max-seconds", type=float, default=None, help="stop after this wall-clock time")
+
+
+def add_vocabulary_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("vocabulary")
+    group.add_argument("--blocklist", type=comma_list, default=[], help="comma-separated substrings to avoid")
+    group.add_argument("--bank", default=None, help="file of phrases (one per line); only their tokens are used")
+    group.add_argument("--ascii-only", action="store_true", help="only tokens that are printable ASCII")
+
+
+def add_negative_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--negative",
+        action="append",
+        default=[],
+        metavar="TEXT_OR_IMAGE",
+        help="push away from this (repeatable)",
+    )
+    parser.add_argument("--negative-weight", type=float, default=1.0, help="weight of the negative targets (1.0)")
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default=None, help="write the result here (JSON)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+def pez_config(args: argparse.Namespace, batch_size: int | None = None) -> PEZConfig:
+    """PEZConfig from the parsed options."""
+    config = PEZConfig(
+        prompt_len=args.prompt_len,
+        steps=args.steps,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        restarts=args.restarts,
+        batch_size=batch_size,
+        seed=args.seed,
+        max_seconds=args.max_seconds,
+        progress=not args.quiet,
+    )
+    config.validate()
+    return config
+
+
+def report(result: Result, quiet: bool) -> None:
+    """Print the prompt on stdout and, unless quiet, a one-line summary on stderr."""
+    print(result.prompt, flush=True)
+    if not quiet:
+        stopped = " (interrupted)" if result.interrupted else ""
+        print(
+            f"score {result.score:.4f} (projected {result.projected_score:.4f}), "
+            f"{result.steps} steps in {result.seconds:.1f} s{stopped}",
+            file=sys.stderr,
+        )
+
+
+def save(result: Result, out: str | None) -> None:
+    if out:
+        write_json(out, result.to_dict())

@@ -1,0 +1,69 @@
+"""File input and output: images, text lists, and whole-file (atomic) writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from .errors import HardpromptError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Open an image as RGB, or raise a one-line HardpromptError."""
+    path = Path(path)
+    if not path.is_file():
+        raise HardpromptError(f"image not found: {path}")
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise HardpromptError(f"cannot read image {path}: {error}") from None
+
+
+def looks_like_image_path(value: str) -> bool:
+    """True when `value` names an image file by its suffix (it may not exist)."""
+    return Path(value).suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """Non-empty, stripped lines of a UTF-8 text file."""
+    path = Path(path)
+    if not path.is_file():
+        raise HardpromptError(f"file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise HardpromptError(f"cannot read {path}: {error}") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write `text` to `path` whole: a temporary file in the same folder, then a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, record: dict[str, Any]) -> None:
+    """Write one JSON object, indented, atomically."""
+    atomic_write_text(path, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
+    """Write JSON objects one per line, atomically."""
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))

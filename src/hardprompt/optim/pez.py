@@ -1,0 +1,114 @@
+"""PEZ: projected gradient descent on a continuous prompt (Wen et al. 2023, Algorithm 1)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import HardpromptError
+from ..objectives.base import Objective
+from ..vocab import Vocabulary
+from .result import Result
+from .tracking import SearchTracker
+
+
+@dataclass
+class PEZConfig:
+    """Settings of one PEZ run; the defaults are the paper's."""
+
+    prompt_len: int = 16
+    steps: int = 3000
+    lr: float = 0.1
+    weight_decay: float = 0.1
+    restarts: int = 1
+    """Independent prompts optimized together in one batched forward pass ("prompt_bs")."""
+    batch_size: int | None = None
+    """Targets per step for objectives with many targets (the paper uses 1 for many images)."""
+    seed: int = 0
+    max_seconds: float | None = None
+    """Stop after this much wall-clock time, whatever `steps` says."""
+    candidates: int = 8
+    """Best distinct prompts kept for the final round-trip check."""
+    progress: bool = True
+
+    def validate(self, max_prompt_len: int | None = None) -> None:
+        """Raise HardpromptError on settings that cannot run."""
+        if self.prompt_len < 1:
+            raise HardpromptError(f"prompt length must be at least 1 (got {self.prompt_len})")
+        if max_prompt_len is not None and self.prompt_len > max_prompt_len:
+            raise HardpromptError(
+                f"prompt length {self.prompt_len} does not fit the model's context (at most {max_prompt_len})"
+            )
+        if self.steps < 1:
+            raise HardpromptError(f"steps must be at least 1 (got {self.steps})")
+        if self.restarts < 1:
+            raise HardpromptError(f"restarts must be at least 1 (got {self.restarts})")
+        if self.lr <= 0:
+            raise HardpromptError(f"learning rate must be positive (got {self.lr})")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise HardpromptError(f"batch size must be at least 1 (got {self.batch_size})")
+
+
+class NearestTokenProjection:
+    """Projects rows of a continuous prompt onto the nearest allowed token (cosine).
+
+    The allowed part of the embedding table is normalized once, here, not at every step.
+    """
+
+    def __init__(self, embedding_table: torch.Tensor, allowed_ids: torch.Tensor) -> None:
+        self.allowed_ids = allowed_ids.to(embedding_table.device)
+        self.unit_table = F.normalize(embedding_table.detach()[self.allowed_ids].float(), dim=-1)
+
+    @torch.no_grad()
+    def __call__(self, prompt_embeds: torch.Tensor) -> torch.Tensor:
+        """Token ids (restarts, prompt_len) nearest to `prompt_embeds` (restarts, prompt_len, dim)."""
+        queries = F.normalize(prompt_embeds.float(), dim=-1)
+        return self.allowed_ids[(queries @ self.unit_table.T).argmax(dim=-1)]
+
+
+def random_allowed_ids(allowed_ids: torch.Tensor, shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """Token ids drawn uniformly from the allowed ones, reproducibly."""
+    generator = torch.Generator().manual_seed(seed)
+    picks = torch.randint(len(allowed_ids), shape, generator=generator)
+    return allowed_ids.cpu()[picks]
+
+
+def run(objective: Objective, vocab: Vocabulary, config: PEZConfig | None = None) -> Result:
+    """Optimize a hard prompt with PEZ and return the best one by its round-trip score.
+
+    Each step projects the continuous prompt onto the nearest allowed tokens, evaluates the
+    objective on the projected (hard) prompt, and applies the gradient taken at the hard prompt
+    to the continuous one. Ctrl-C stops early and still returns the best prompt so far.
+    """
+    config = config or PEZConfig()
+    config.validate()
+    torch.manual_seed(config.seed)
+    table = objective.embedding_table.detach()
+    project = NearestTokenProjection(table, vocab.allowed_ids)
+    init_ids = random_allowed_ids(vocab.allowed_ids, (config.restarts, config.prompt_len), config.seed)
+    soft_prompt = table[init_ids.to(table.device)].clone().float().requires_grad_(True)
+    optimizer = torch.optim.AdamW([soft_prompt], lr=config.lr, weight_decay=config.weight_decay)
+
+    tracker = SearchTracker(
+        vocab,
+        steps=config.steps,
+        max_seconds=config.max_seconds,
+        pool_size=config.candidates,
+        progress=config.progress,
+        description="pez",
+    )
+    try:
+        for _ in tracker.steps():
+            hard_ids = project(soft_prompt)
+            hard_prompt = table[hard_ids].requires_grad_(True)
+            evaluation = objective.evaluate(hard_prompt)
+            (gradient,) = torch.autograd.grad(evaluation.loss.sum(), hard_prompt)
+            soft_prompt.grad = gradient.to(soft_prompt.dtype)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            tracker.record(hard_ids, evaluation.score)
+    except KeyboardInterrupt:
+        tracker.interrupted = True
+    return tracker.result(objective, asdict(config))
