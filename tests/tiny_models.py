@@ -28,7 +28,7 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 def write_clip_tokenizer_files(folder: Path) -> None:
     """vocab.json and merges.txt of the real CLIP BPE vocabulary (49,408 tokens), from open_clip's file."""
-    lines = gzip.open(CLIP_BPE).read().decode("utf-8").split("\n")
+    lines = gzip.decompress(CLIP_BPE.read_bytes()).decode("utf-8").split("\n")
     merges = lines[1 : 49152 - 256 - 2 + 1]
     byte_chars = list(_bytes_to_unicode().values())
     vocab = byte_chars + [c + "</w>" for c in byte_chars] + ["".join(m.split()) for m in merges]
