@@ -27,8 +27,12 @@ class Objective(Protocol):
         """The frozen token embedding matrix (vocab_size, dim) that prompts are built from."""
         ...
 
+    def new_step(self) -> None:
+        """Draw this step's minibatch of targets; evaluations until the next call share it."""
+        ...
+
     def evaluate(self, prompt_embeds: torch.Tensor) -> Evaluation:
-        """Loss and score of prompts given as embeddings (restarts, prompt_len, dim)."""
+        """Loss (on this step's minibatch) and score (on all targets) of prompts (batch, prompt_len, dim)."""
         ...
 
     def score_token_ids(self, token_ids: Sequence[int]) -> float:

@@ -37,17 +37,22 @@ class FeatureSimilarity:
         self.negative_weight = negative_weight
         self.batch_size = batch_size if batch_size and batch_size < len(targets) else None
         self._generator = torch.Generator().manual_seed(seed)
+        self._minibatch: torch.Tensor | None = None
 
     @property
     def embedding_table(self) -> torch.Tensor:
         return self.encoder.embedding_table
 
+    def new_step(self) -> None:
+        if self.batch_size:
+            chosen = torch.randperm(len(self.targets), generator=self._generator)[: self.batch_size]
+            self._minibatch = chosen.to(self.targets.device)
+
     def _loss_and_score(self, features: torch.Tensor, minibatch: bool) -> tuple[torch.Tensor, torch.Tensor]:
         similarity = features @ self.targets.T
         score = similarity.mean(dim=1)
-        if minibatch and self.batch_size:
-            chosen = torch.randperm(len(self.targets), generator=self._generator)[: self.batch_size]
-            loss = 1 - similarity[:, chosen.to(similarity.device)].mean(dim=1)
+        if minibatch and self._minibatch is not None:
+            loss = 1 - similarity[:, self._minibatch].mean(dim=1)
         else:
             loss = 1 - score
         if self.negatives is not None:

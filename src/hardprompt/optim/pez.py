@@ -101,6 +101,7 @@ def run(objective: Objective, vocab: Vocabulary, config: PEZConfig | None = None
     )
     try:
         for _ in tracker.steps():
+            objective.new_step()
             hard_ids = project(soft_prompt)
             hard_prompt = table[hard_ids].requires_grad_(True)
             evaluation = objective.evaluate(hard_prompt)
