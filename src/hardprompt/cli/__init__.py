@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import HardpromptError
-from . import distill, invert
+from . import distill, generate, invert, reproduce, score
 
-SUBCOMMANDS = (invert, distill)
+SUBCOMMANDS = (invert, distill, generate, score, reproduce)
 
 
 class _Parser(argparse.ArgumentParser):
