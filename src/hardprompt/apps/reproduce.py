@@ -20,7 +20,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..errors import HardpromptError
-from ..generation import GenerationConfig, ImageGenerator, contact_sheet, stack_sheets
+from ..generation import GenerationConfig, ImageGenerator, TextToImage, contact_sheet, stack_sheets
 from ..io import atomic_save_image, atomic_write_text, image_files, load_image, read_lines, write_json
 from ..models import TextEncoder
 from ..optim.pez import PEZConfig
@@ -171,7 +171,7 @@ def reproduce(
     source: str | Path,
     out: str | Path,
     optimizer: str | TextEncoder,
-    generator: str | ImageGenerator,
+    generator: str | TextToImage,
     scorer: str | TextEncoder,
     pez_config: PEZConfig | None = None,
     generation: GenerationConfig | None = None,
@@ -187,6 +187,7 @@ def reproduce(
 ) -> dict[str, Any]:
     """Run (or resume) the Table 1 evaluation over the images of `source`, writing into `out`.
 
+    `generator` is a diffusers pipeline (hub id or folder) or any `TextToImage`.
     Returns the summary (also in out/summary.json and out/summary.md) with `processed` (images
     finished by this call), `skipped` (finished before) and `interrupted`.
     """

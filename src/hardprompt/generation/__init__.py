@@ -3,13 +3,21 @@
 Importing this package does not import diffusers; only `ImageGenerator` needs it.
 """
 
-from .diffusion import DEFAULT_PIPELINE, GenerationConfig, ImageGenerator, compose_prompt, require_diffusers
+from .diffusion import (
+    DEFAULT_PIPELINE,
+    GenerationConfig,
+    ImageGenerator,
+    TextToImage,
+    compose_prompt,
+    require_diffusers,
+)
 from .sheet import contact_sheet, stack_sheets
 
 __all__ = [
     "DEFAULT_PIPELINE",
     "GenerationConfig",
     "ImageGenerator",
+    "TextToImage",
     "compose_prompt",
     "contact_sheet",
     "require_diffusers",

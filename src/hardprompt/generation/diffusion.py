@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from PIL import Image
@@ -71,6 +71,16 @@ class GenerationConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class TextToImage(Protocol):
+    """Anything that turns a prompt into images: `ImageGenerator`, or a procedural renderer of a toy world."""
+
+    name: str
+
+    def generate(self, prompt: str, config: GenerationConfig) -> list[Image.Image]:
+        """`config.n` images for `prompt`, reproducible from `config.seed`."""
+        ...
 
 
 class ImageGenerator:
