@@ -114,6 +114,27 @@ def test_reproduce_is_resumable_after_an_interruption(dataset, tiny_clip, tiny_c
     assert (again["processed"], again["skipped"]) == (0, 3)
 
 
+def test_reproduce_stops_when_pez_is_interrupted(images, tiny_clip, tiny_sd, tmp_path, monkeypatch):
+    """Ctrl-C inside PEZ returns an interrupted result: the harness keeps finished images and stops."""
+    from hardprompt.apps import reproduce as harness_module
+
+    calls = []
+    real_invert = harness_module.invert
+
+    def invert_then_interrupt(*args, **kwargs):
+        result = real_invert(*args, **kwargs)
+        calls.append(result.prompt)
+        result.interrupted = len(calls) == 2
+        return result
+
+    monkeypatch.setattr(harness_module, "invert", invert_then_interrupt)
+    out = tmp_path / "run"
+    summary = reproduce(images[0].parent, out, tiny_clip, tiny_sd, tiny_clip, PEZ, GenerationConfig(n=1, steps=1))
+    assert summary["interrupted"] and (summary["processed"], summary["finished"]) == (1, 1)
+    assert [p.name for p in (out / "records").iterdir()] == ["00000-image0.json"]
+    assert not (out / "images" / "00001-image1").exists(), "nothing is generated for the interrupted image"
+
+
 def test_reproduce_cli_bad_input(tmp_path, tiny_clip_dir, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"caption": "no image"}\n')

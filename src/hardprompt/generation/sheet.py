@@ -40,6 +40,8 @@ def contact_sheet(
     cells = ([target] if target is not None else []) + list(images)
     width = MARGIN + len(cells) * (cell + MARGIN)
     font = ImageFont.load_default()
+    if not isinstance(font, ImageFont.FreeTypeFont):  # Pillow without FreeType: a Latin-1 bitmap font
+        caption = caption.encode("latin-1", "replace").decode("latin-1")
     characters_per_line = max(20, width // 7)
     lines = textwrap.wrap(caption, characters_per_line) or [""]
     label_height = LINE_HEIGHT if target is not None else 0
