@@ -29,6 +29,9 @@ from .common import as_encoder, describe
 from .invert import invert
 from .score import load_scorer, reference_score
 
+#: The paper's optimizer for Table 1: OpenCLIP ViT-H/14, the text encoder of Stable Diffusion 2.
+PAPER_OPTIMIZER = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+
 METHOD_LABELS = {
     "pez": "PEZ",
     "bank": "bank baseline (CLIP Interrogator without BLIP)",

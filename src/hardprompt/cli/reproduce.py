@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..apps.invert import DEFAULT_IMAGE_MODEL
-from ..apps.reproduce import reproduce
+from ..apps.reproduce import PAPER_OPTIMIZER, reproduce
 from ..apps.score import DEFAULT_SCORER
 from ..generation import DEFAULT_PIPELINE
 from .common import add_model_options, add_pez_options, add_vocabulary_options, pez_config
@@ -19,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("source", help='image folder, or JSONL of {"image": PATH, "caption": TEXT}')
     parser.add_argument("--out", required=True, help="output folder; rerunning with it skips finished images")
-    add_model_options(parser, DEFAULT_IMAGE_MODEL)
+    add_model_options(parser, PAPER_OPTIMIZER)
     parser.add_argument("--generator", default=DEFAULT_PIPELINE, help=f"diffusers pipeline ({DEFAULT_PIPELINE})")
     parser.add_argument("--scorer", default=DEFAULT_SCORER, help=f"reference CLIP ({DEFAULT_SCORER})")
     parser.add_argument(
@@ -32,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--baseline-phrases", type=int, default=4, help="most phrases in a baseline prompt (4)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N images")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_pez_options(parser)
+    add_pez_options(parser)  # per image
     add_vocabulary_options(parser)
     add_generation_options(parser, steps_flag="--gen-steps")
     parser.set_defaults(handler=run)
