@@ -91,6 +91,7 @@ def test_generate_cli_writes_images_sheet_and_record(tiny_sd_dir, images, tmp_pa
         (["--n", "0"], "at least 1"),
         (["--size", "30"], "multiple of 8"),
         (["--model", "/no/such/pipeline"], "not found"),
+        (["--model", "."], "not a diffusers pipeline folder"),
         (["--target", "/no/such.png"], "image not found"),
     ],
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -99,6 +100,8 @@ class ImageGenerator:
             pipeline = diffusers.DiffusionPipeline.from_pretrained(location, dtype=self.dtype)
         except (OSError, ValueError) as error:
             first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+            if Path(location).exists():
+                raise HardpromptError(f"{model} is not a diffusers pipeline folder ({first_line})") from None
             raise HardpromptError(
                 f"diffusion model {model!r} is not available ({first_line}); download it on a machine with "
                 f"internet (`hf download {model} --local-dir DIR`) and pass --model DIR"
