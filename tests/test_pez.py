@@ -50,7 +50,10 @@ def test_pez_improves_on_the_random_start_and_reports_round_trip_score(tiny_clip
 
 def test_same_seed_same_prompt_other_seed_other_prompt(tiny_clip):
     vocab = build_vocabulary(tiny_clip)
-    run = lambda seed: pez.run(_objective(tiny_clip, ["a castle"]), vocab, PEZConfig(prompt_len=4, seed=seed, **FAST))
+
+    def run(seed):
+        return pez.run(_objective(tiny_clip, ["a castle"]), vocab, PEZConfig(prompt_len=4, seed=seed, **FAST))
+
     first, again, other = run(0), run(0), run(1)
     assert first.token_ids == again.token_ids and first.history == again.history
     assert first.history != other.history
@@ -106,7 +109,10 @@ def test_negative_targets_push_the_prompt_away(minilm):
     plain = hardprompt.distill(text, model=minilm, config=config)
     pushed = hardprompt.distill(text, model=minilm, config=config, negatives=["dog"], negative_weight=1.0)
     dog = minilm.encode_texts(["dog"])[0]
-    similarity_to_dog = lambda prompt: float(minilm.encode_texts([prompt])[0] @ dog)
+
+    def similarity_to_dog(prompt):
+        return float(minilm.encode_texts([prompt])[0] @ dog)
+
     assert similarity_to_dog(pushed.prompt) < similarity_to_dog(plain.prompt) - 0.1
     assert pushed.config["negatives"] == ["dog"]
 
