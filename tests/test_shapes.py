@@ -24,14 +24,16 @@ from hardprompt.shapes.train import retrieval_accuracy
 
 pytestmark = pytest.mark.slow
 
-INVERSION_STEPS = 150
-"""PEZ steps for the 20-scene content check (the benchmark uses 300)."""
-REFERENCE_TOP1 = 0.5
-"""Share of the 20 prompts that the reference tower matches to their own scene first."""
+INVERSION_STEPS = 300
+"""PEZ steps for the 20-scene content check, as in the benchmark (measured: 63% of the words)."""
+REFERENCE_TOP1 = 0.9
+"""Share of the 20 prompts that the reference tower matches to their own scene first (measured: 20/20)."""
 STYLE_PROMPT_LEN = 4
 STYLE_STEPS = 100
+"""Measured: 'striped black small star', 0.64 (main) / 0.67 (reference) vs at most 0.53 for random prompts."""
 BLOCKLIST_STEPS = 100
-BLOCKLIST_MARGIN = 0.1
+BLOCKLIST_MARGIN = 0.3
+"""Measured: 0.74 without red/circle vs at most 0.21 for 8 random prompts."""
 
 
 @pytest.fixture(scope="module")
