@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
 
 import torch
 
@@ -87,9 +86,3 @@ def word_recovery(prompt: str, scene: Scene) -> float:
     """Fraction of the scene's color and shape words that appear as words in `prompt`."""
     content = scene.content_words()
     return len(content & prompt_words(prompt)) / len(content)
-
-
-@torch.no_grad()
-def text_image_similarity(encoder: TextEncoder, texts: Sequence[str], images: torch.Tensor) -> torch.Tensor:
-    """cos(text_i, image_j) as a (len(texts), len(images)) matrix; `images` are unit image features."""
-    return encoder.encode_texts(list(texts)) @ images.T

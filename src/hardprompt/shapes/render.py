@@ -169,7 +169,7 @@ def render(scene: Scene, size: int = IMAGE_SIZE) -> Image.Image:
         if pattern is not None:
             # A thin outline keeps the silhouette readable under the pattern.
             ImageDraw.Draw(image).polygon(points, outline=color, width=max(1, big // 100))
-            shape_mask = Image.composite(pattern, shape_mask.point(lambda _: 0), shape_mask)
+            shape_mask = Image.composite(pattern, Image.new("L", (big, big), 0), shape_mask)
         image.paste(color, mask=shape_mask)
     image = image.resize((size, size), Image.Resampling.LANCZOS)
     if scene.style == "pixelated":
