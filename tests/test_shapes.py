@@ -11,6 +11,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from hardprompt import PEZConfig, invert, load_text_encoder
 from hardprompt.apps.common import build_vocabulary
@@ -153,12 +154,15 @@ def test_blocklist_cli_avoids_words_and_still_matches(shapes, vocab, tmp_path, c
     assert result["score"] > float(random_scores.max()) + BLOCKLIST_MARGIN, (prompt, random_scores.tolist())
 
 
-def test_training_command_writes_weights_and_rejects_bad_input(tmp_path, capsys):
-    out = tmp_path / "tiny.safetensors"
-    assert (
-        train_main(["--scenes", "64", "--batch-size", "32", "--steps", "2", "--held-out", "16", "--out", str(out)]) == 0
-    )
-    metrics = json.loads(capsys.readouterr().out)
-    assert out.is_file() and metrics["steps"] == 2 and 0 <= metrics["retrieval_top1"] <= 1
-    assert train_main(["--steps", "0", "--out", str(out)]) == 2
+def test_training_command_is_deterministic_and_rejects_bad_input(tmp_path, capsys):
+    tiny = ["--scenes", "64", "--batch-size", "32", "--steps", "2", "--held-out", "16"]
+    outputs = [tmp_path / "first.safetensors", tmp_path / "second.safetensors"]
+    for out in outputs:
+        assert train_main([*tiny, "--out", str(out)]) == 0
+        metrics = json.loads(capsys.readouterr().out)
+        assert metrics["steps"] == 2 and 0 <= metrics["retrieval_top1"] <= 1
+    first, second = (load_file(str(out)) for out in outputs)
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[key], second[key]) for key in first)
+    assert train_main(["--steps", "0", "--out", str(outputs[0])]) == 2
     assert "error:" in capsys.readouterr().err

@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     except HardpromptError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: no weights written", file=sys.stderr)
+        return 130
     state = {name: tensor.detach().to(torch.float16).contiguous() for name, tensor in trained["state"].items()}
     state = {name: tensor for name, tensor in state.items() if not name.endswith("num_batches_tracked")}
     out = Path(args.out)
