@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import HardpromptError
-from . import distill, invert
+from . import bench, distill, invert
 
-SUBCOMMANDS = (invert, distill)
+SUBCOMMANDS = (invert, distill, bench)
 
 
 class _Parser(argparse.ArgumentParser):
