@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import HardpromptError
-from ..models import TextEncoder, load_text_encoder
 from ..optim.registry import build_config, get_method, run_method
 from ..optim.result import Result
 from .tasks import TASKS
@@ -59,15 +58,10 @@ def run_suite(
     unknown = [name for name in tasks if name not in TASKS]
     if unknown:
         raise HardpromptError(f"unknown task {unknown[0]!r}; choose from {', '.join(TASKS)}")
-    encoders: dict[str, TextEncoder] = {}
     rows: list[dict[str, Any]] = []
     for task_name in tasks:
         task = TASKS[task_name]
-        model_name = model or task.default_model
-        if model_name not in encoders:
-            encoders[model_name] = load_text_encoder(model_name, device=device)
-        encoder = encoders[model_name]
-        for instance in task.build(encoder, task_options or {}):
+        for instance in task.build(model or task.default_model, device, task_options or {}):
             for method in methods:
                 for seed in seeds:
                     config = build_config(
@@ -79,13 +73,13 @@ def run_suite(
                         seed=seed,
                         progress=False,
                     )
-                    config.validate(encoder.max_prompt_len)
+                    config.validate(instance.max_prompt_len)
                     result = run_method(instance.objective, instance.vocab, config)
                     rows.append(
                         {
                             "task": task_name,
                             "instance": instance.label,
-                            "model": encoder.name,
+                            "model": instance.model,
                             "method": method,
                             "hard": result.hard,
                             "seed": seed,
