@@ -102,7 +102,8 @@ def plot(rows: list[dict[str, Any]], path: str | Path, width: int = 560, height:
         }
         values = [v for means in series.values() for v in means if v is not None]
         low, high = min(values), max(values)
-        low, high = (low - 0.05, high + 0.05) if high - low < 1e-6 else (low - 0.03 * (high - low), high)
+        margin = max(0.03 * (high - low), 0.01)
+        low, high = low - margin, high + margin
         panel = _Panel(index * width + 56, 28, (index + 1) * width - 16, height - 40, horizon, low, high)
         draw.rectangle([panel.x0, panel.y0, panel.x1, panel.y1], outline="black")
         title = f"{task}: mean best score (before round trip) vs wall-clock seconds"
