@@ -187,3 +187,11 @@ def test_cli_soft_says_it_is_not_a_hard_prompt(tiny_clip_dir, images, capsys):
     code = main(["invert", str(images[0]), "--model", str(tiny_clip_dir), "--method", "soft", "--steps", "3"])
     assert code == 0
     assert "NOT a hard prompt" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["pez", "soft", "autoprompt-sgd", "fluentprompt"])
+def test_restarts_are_one_batch_per_step(name, objective, vocab):
+    counting = CountingObjective(objective)
+    result = run_method(counting, vocab, config(name, steps=5, restarts=3))
+    assert result.forward_passes == counting.rows
+    assert 3 * 5 < result.forward_passes <= 3 * 5 + 8  # three rows per step, then the round trip
