@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import HardpromptError
-from . import distill, generate, invert, reproduce, score
+from . import bench, distill, generate, invert, reproduce, score
 
-SUBCOMMANDS = (invert, distill, generate, score, reproduce)
+SUBCOMMANDS = (invert, distill, generate, score, reproduce, bench)
 
 
 class _Parser(argparse.ArgumentParser):
