@@ -24,6 +24,7 @@ from ..generation import GenerationConfig, ImageGenerator, TextToImage, contact_
 from ..io import atomic_save_image, atomic_write_text, image_files, load_image, read_lines, write_json
 from ..models import TextEncoder
 from ..optim.pez import PEZConfig
+from ..optim.registry import MethodConfig, method_of
 from .bank import PhraseBank
 from .common import as_encoder, describe
 from .invert import invert
@@ -176,7 +177,7 @@ def reproduce(
     optimizer: str | TextEncoder,
     generator: str | TextToImage,
     scorer: str | TextEncoder,
-    pez_config: PEZConfig | None = None,
+    config: MethodConfig | None = None,
     generation: GenerationConfig | None = None,
     *,
     baseline_banks: Sequence[str | Path] = (),
@@ -194,9 +195,10 @@ def reproduce(
     Returns the summary (also in out/summary.json and out/summary.md) with `processed` (images
     finished by this call), `skipped` (finished before) and `interrupted`.
     """
-    pez_config = replace(pez_config or PEZConfig(), progress=progress)
+    config = replace(config or PEZConfig(), progress=progress)
+    learned_method = method_of(config).name
     generation = generation or GenerationConfig()
-    pez_config.validate()
+    config.validate()
     generation.validate()
     if baseline_phrases < 1:
         raise HardpromptError(f"the baseline needs at least one phrase (got {baseline_phrases})")
@@ -212,7 +214,8 @@ def reproduce(
         "optimizer": optimizer.name,
         "generator": generator if isinstance(generator, str) else generator.name,
         "scorer": scorer.name,
-        "pez": {k: v for k, v in asdict(pez_config).items() if k != "progress"},
+        "method": learned_method,
+        "optimizer_config": {k: v for k, v in asdict(config).items() if k != "progress"},
         "vocabulary": {"blocklist": list(blocklist), "bank": describe(bank), "ascii_only": ascii_only},
         "generation": generation.to_dict(),
         "baseline": {"banks": [str(p) for p in baseline_banks], "phrases": baseline_phrases},
@@ -233,12 +236,14 @@ def reproduce(
     for item in tqdm(pending, desc="images", disable=None if progress else True):
         target = load_image(item.image)
         learned = invert(
-            [target], model=optimizer, config=pez_config, blocklist=blocklist, bank=bank, ascii_only=ascii_only
+            [target], model=optimizer, config=config, blocklist=blocklist, bank=bank, ascii_only=ascii_only
         )
         if learned.interrupted:
             interrupted = True
             break
-        methods: dict[str, dict[str, Any]] = {"pez": {"prompt": learned.prompt, "optimizer_score": learned.score}}
+        methods: dict[str, dict[str, Any]] = {
+            learned_method: {"prompt": learned.prompt, "optimizer_score": learned.score}
+        }
         target_features = optimizer.encode_images([target])
         if baseline is not None:
             found = baseline.prompt_for(target_features, max_phrases=baseline_phrases)
@@ -256,7 +261,7 @@ def reproduce(
                 reference_scores=score.per_image,
                 images=harness.save_images(item, method, images),
             )
-            caption = f"{METHOD_LABELS[method]}: {entry['prompt']}  (reference {score.mean:.3f})"
+            caption = f"{METHOD_LABELS.get(method, method)}: {entry['prompt']}  (reference {score.mean:.3f})"
             sheets.append(contact_sheet(images, caption, target))
         atomic_save_image(harness.out / "sheets" / f"{item.key}.png", stack_sheets(sheets))
         record = {
@@ -264,7 +269,12 @@ def reproduce(
             "image": str(item.image),
             "caption": item.caption,
             "methods": methods,
-            "pez": {"steps": learned.steps, "seconds": learned.seconds, "token_ids": learned.token_ids},
+            "optimization": {
+                "method": method,
+                "steps": learned.steps,
+                "seconds": learned.seconds,
+                "token_ids": learned.token_ids,
+            },
         }
         write_json(harness.record_path(item), record)
         processed += 1

@@ -85,11 +85,6 @@ def optimizer_config(args: argparse.Namespace, batch_size: int | None = None) ->
     )
 
 
-# The names the subcommands were first written against.
-add_pez_options = add_optimizer_options
-pez_config = optimizer_config
-
-
 def report(result: Result, quiet: bool) -> None:
     """Print the prompt on stdout and, unless quiet, a one-line summary on stderr."""
     print(result.prompt, flush=True)

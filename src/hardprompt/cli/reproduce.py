@@ -8,7 +8,7 @@ import sys
 from ..apps.reproduce import PAPER_OPTIMIZER, reproduce
 from ..apps.score import DEFAULT_SCORER
 from ..generation import DEFAULT_PIPELINE
-from .common import add_model_options, add_pez_options, add_vocabulary_options, pez_config
+from .common import add_model_options, add_optimizer_options, add_vocabulary_options, optimizer_config
 from .generate import add_generation_options, generation_config, quiet_diffusers
 
 
@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--baseline-phrases", type=int, default=4, help="most phrases in a baseline prompt (4)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N images")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_pez_options(parser)  # per image
+    add_optimizer_options(parser)  # per image
     add_vocabulary_options(parser)
     add_generation_options(parser, steps_flag="--gen-steps")
     parser.set_defaults(handler=run)
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         optimizer=args.model,
         generator=args.generator,
         scorer=args.scorer,
-        pez_config=pez_config(args),
+        config=optimizer_config(args),
         generation=generation_config(args),
         baseline_banks=args.baseline_bank,
         baseline_phrases=args.baseline_phrases,
