@@ -85,13 +85,6 @@ class AutoPromptSGDConfig(SearchConfig):
     """Plain SGD steps must be large enough to reach another token; 20 suits MiniLM (row norm ~1)."""
     restarts: int = 1
 
-    def validate(self, max_prompt_len: int | None = None) -> None:
-        super().validate(max_prompt_len)
-        if self.lr <= 0:
-            raise HardpromptError(f"learning rate must be positive (got {self.lr})")
-        if self.restarts < 1:
-            raise HardpromptError(f"restarts must be at least 1 (got {self.restarts})")
-
 
 def projected_descent(
     objective: Objective,

@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from ..errors import HardpromptError
 from ..objectives.base import Objective
 from ..vocab import Vocabulary
 from .result import Result
@@ -38,10 +37,6 @@ class PEZConfig:
     def validate(self, max_prompt_len: int | None = None) -> None:
         """Raise HardpromptError on settings that cannot run."""
         validate_common(self, max_prompt_len)
-        if self.restarts < 1:
-            raise HardpromptError(f"restarts must be at least 1 (got {self.restarts})")
-        if self.lr <= 0:
-            raise HardpromptError(f"learning rate must be positive (got {self.lr})")
 
 
 class NearestTokenProjection:

@@ -42,7 +42,7 @@ class SearchConfig:
 
 
 def validate_common(config, max_prompt_len: int | None = None) -> None:
-    """Checks of the settings every method config has (prompt length, steps, budgets, batch size)."""
+    """Checks of the settings method configs share (prompt length, steps, budgets, batch size, lr, restarts)."""
     if config.prompt_len < 1:
         raise HardpromptError(f"prompt length must be at least 1 (got {config.prompt_len})")
     if max_prompt_len is not None and config.prompt_len > max_prompt_len:
@@ -57,6 +57,10 @@ def validate_common(config, max_prompt_len: int | None = None) -> None:
         raise HardpromptError(f"max seconds must be positive (got {config.max_seconds})")
     if config.max_forward_passes is not None and config.max_forward_passes < 1:
         raise HardpromptError(f"max forward passes must be at least 1 (got {config.max_forward_passes})")
+    if getattr(config, "lr", 1.0) <= 0:
+        raise HardpromptError(f"learning rate must be positive (got {config.lr})")
+    if getattr(config, "restarts", 1) < 1:
+        raise HardpromptError(f"restarts must be at least 1 (got {config.restarts})")
 
 
 def make_tracker(vocab: Vocabulary, config, method: str) -> SearchTracker:

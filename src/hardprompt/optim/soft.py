@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
-from ..errors import HardpromptError
 from ..objectives.base import Objective
 from ..vocab import Vocabulary
 from .pez import NearestTokenProjection, random_allowed_ids
@@ -27,13 +26,6 @@ class SoftConfig(SearchConfig):
     lr: float = 0.1
     weight_decay: float = 0.0
     restarts: int = 1
-
-    def validate(self, max_prompt_len: int | None = None) -> None:
-        super().validate(max_prompt_len)
-        if self.lr <= 0:
-            raise HardpromptError(f"learning rate must be positive (got {self.lr})")
-        if self.restarts < 1:
-            raise HardpromptError(f"restarts must be at least 1 (got {self.restarts})")
 
 
 def run(objective: Objective, vocab: Vocabulary, config: SoftConfig | None = None) -> Result:
