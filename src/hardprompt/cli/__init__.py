@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import HardpromptError
-from . import distill, invert
+from . import distill, evaluate_prompt, invert, tune
 
-SUBCOMMANDS = (invert, distill)
+SUBCOMMANDS = (invert, distill, tune, evaluate_prompt)
 
 
 class _Parser(argparse.ArgumentParser):
