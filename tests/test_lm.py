@@ -357,3 +357,25 @@ def test_smollm2_short_real_run():
     assert len(row["checkpoints"]) == 3
     transfer = evaluate_prompt(row["prompt"], lm, examples[:8], task)
     assert transfer["accuracy"] == pytest.approx(row["valid_accuracy"])
+
+
+def test_fluency_loss_is_the_fluency_term_and_passes_through_checkpoints(tiny_lm):
+    prompts = tiny_lm.embed([[5, 9, 40], [17, 17, 60]])
+    pure_task = LMClassification(tiny_lm, TASK, EXAMPLES, fluency=0.0).evaluate(prompts).loss
+    mixed = LMClassification(tiny_lm, TASK, EXAMPLES, fluency=0.4)
+    fluency = (mixed.evaluate(prompts).loss - 0.6 * pure_task) / 0.4
+    torch.testing.assert_close(mixed.fluency_loss(prompts), fluency, atol=1e-5, rtol=1e-4)
+    wrapped = HoldoutCheckpoints(mixed, mixed.score_token_ids, every=1)
+    torch.testing.assert_close(wrapped.fluency_loss(prompts), fluency, atol=1e-5, rtol=1e-4)
+
+
+def test_soft_checkpoints_keep_the_continuous_prompt(llama):
+    objective = LMClassification(llama, TASK, EXAMPLES[:2], holdout=EXAMPLES)
+    checkpoints = HoldoutCheckpoints(
+        objective, objective.score_token_ids, every=1, score_embeds=lambda e: objective.accuracy(e, EXAMPLES)
+    )
+    soft = llama.embed([[5, 9, 40]]) + 0.01
+    checkpoints.new_step()
+    checkpoints.evaluate(soft)
+    torch.testing.assert_close(checkpoints.best_embeds, soft[0])
+    assert checkpoints.best_score == objective.accuracy(soft[0], EXAMPLES)

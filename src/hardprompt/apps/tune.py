@@ -6,7 +6,6 @@ import dataclasses
 import math
 import random
 import statistics
-import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +15,7 @@ from ..errors import HardpromptError
 from ..models.causal_lm import CausalLM, load_causal_lm
 from ..objectives.checkpoints import HoldoutCheckpoints
 from ..objectives.classification import LMClassification, TaskFormat
-from ..optim.registry import METHODS
+from ..optim.registry import METHODS, Method
 from ..vocab import Vocabulary, VocabularyRules
 
 EMPTY = "empty"
@@ -65,18 +64,15 @@ class TuneSettings:
         return self.steps or self.epochs * math.ceil(train_size / self.batch_size)
 
 
-def method_config(run: Callable, values: dict[str, Any]) -> Any:
-    """The config dataclass of an optimizer's `run(objective, vocab, config)`, filled by field name."""
-    hint = typing.get_type_hints(run).get("config")
-    candidates = typing.get_args(hint) or (hint,)
-    config_type = next((c for c in candidates if dataclasses.is_dataclass(c)), None)
-    if config_type is None:
-        raise HardpromptError(f"optimizer {run.__module__} declares no config dataclass")
-    names = {f.name for f in dataclasses.fields(config_type)}
+def method_config(method: Method, values: dict[str, Any]) -> Any:
+    """The method's config dataclass, filled by field name; an option it does not have is an error."""
+    names = {f.name for f in dataclasses.fields(method.config_class)}
     unknown = set(values) - names
     if unknown:
-        raise HardpromptError(f"the method does not take option(s): {', '.join(sorted(unknown))}")
-    return config_type(**values)
+        raise HardpromptError(f"method {method.name} has no setting(s): {', '.join(sorted(unknown))}")
+    config = method.config_class(**values)
+    config.validate()
+    return config
 
 
 def split_holdout(examples: Sequence[Example], seed: int) -> tuple[list[Example], list[Example] | None]:
@@ -116,37 +112,63 @@ def _tune_one_seed(
         ids: list[int] = []
         row.update(prompt="", token_ids=ids, holdout_accuracy=objective.score_token_ids(ids), steps=0, seconds=0.0)
     else:
-        steps = settings.steps_for(len(train))
-        run = METHODS[settings.method]
-        values = dict(
-            prompt_len=settings.prompt_len,
-            steps=steps,
-            seed=seed,
-            max_seconds=settings.max_seconds,
-            progress=settings.progress,
-        )
-        config = method_config(run, {**values, **settings.method_options})
-        checkpoints = HoldoutCheckpoints(objective, objective.score_token_ids, settings.holdout_every)
-        result = run(checkpoints, vocab, config)
-        ids, holdout_accuracy = list(result.token_ids), result.score
-        if checkpoints.best_ids is not None:
-            checkpoint_ids = _round_trip(vocab, checkpoints.best_ids)
-            checkpoint_accuracy = objective.score_token_ids(checkpoint_ids)
-            if checkpoint_accuracy >= holdout_accuracy:
-                ids, holdout_accuracy = checkpoint_ids, checkpoint_accuracy
-        optimization_seconds = max(0.0, result.seconds - checkpoints.seconds)
-        row.update(
-            prompt=vocab.decode(ids),
-            token_ids=ids,
-            holdout_accuracy=holdout_accuracy,
-            train_score=result.projected_score,
-            steps=result.steps,
-            seconds=result.seconds,
-            seconds_per_step=round(optimization_seconds / max(1, result.steps), 4),
-            checkpoints=checkpoints.history,
-            interrupted=result.interrupted,
-        )
-    row["valid_accuracy"] = objective.accuracy(row["token_ids"], valid)
+        row.update(_optimize(objective, vocab, settings, seed, METHODS[settings.method]))
+    soft_prompt = row.pop("soft_prompt", None)
+    row["valid_accuracy"] = objective.accuracy(soft_prompt if soft_prompt is not None else row["token_ids"], valid)
+    return row
+
+
+def _optimize(
+    objective: LMClassification, vocab: Vocabulary, settings: TuneSettings, seed: int, method: Method
+) -> dict[str, Any]:
+    """Run the method with holdout checkpoints; the prompt is the best on the holdout set.
+
+    FluentPrompt adds the fluency term itself: γ becomes its `fluency_weight` and the objective's
+    own fluency weight is set to 0. A soft prompt (never projected) is kept and scored as embeddings.
+    """
+    steps = settings.steps_for(objective.train_size)
+    values: dict[str, Any] = dict(
+        prompt_len=settings.prompt_len,
+        steps=steps,
+        seed=seed,
+        max_seconds=settings.max_seconds,
+        progress=settings.progress,
+    )
+    if method.name == "fluentprompt":
+        values["fluency_weight"] = objective.fluency
+        objective.fluency = 0.0
+    config = method_config(method, {**values, **settings.method_options})
+    soft = not method.hard
+    checkpoints = HoldoutCheckpoints(
+        objective,
+        objective.score_token_ids,
+        min(settings.holdout_every, steps),
+        score_embeds=(lambda embeds: objective.accuracy(embeds, objective.holdout)) if soft else None,
+    )
+    result = method.run(checkpoints, vocab, config)
+    ids, holdout_accuracy = list(result.token_ids), result.score
+    row: dict[str, Any] = {}
+    if soft:
+        row["soft_prompt"] = checkpoints.best_embeds
+        holdout_accuracy = checkpoints.best_score
+    elif checkpoints.best_ids is not None:
+        checkpoint_ids = _round_trip(vocab, checkpoints.best_ids)
+        checkpoint_accuracy = objective.score_token_ids(checkpoint_ids)
+        if checkpoint_accuracy >= holdout_accuracy:
+            ids, holdout_accuracy = checkpoint_ids, checkpoint_accuracy
+    optimization_seconds = max(0.0, result.seconds - checkpoints.seconds)
+    row.update(
+        prompt=vocab.decode(ids),
+        token_ids=ids,
+        hard=method.hard,
+        holdout_accuracy=holdout_accuracy,
+        train_score=result.projected_score,
+        steps=result.steps,
+        seconds=result.seconds,
+        seconds_per_step=round(optimization_seconds / max(1, result.steps), 4),
+        checkpoints=checkpoints.history,
+        interrupted=result.interrupted,
+    )
     return row
 
 

@@ -40,7 +40,7 @@ class CausalLM:
 
     def __init__(self, model, tokenizer, name: str = "", device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
-        self.model = model.to(self.device).float().eval()
+        self.model = model.to(self.device).eval()
         self.model.requires_grad_(False)
         self.tokenizer = tokenizer
         self.name = name

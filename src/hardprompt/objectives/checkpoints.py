@@ -18,11 +18,23 @@ class HoldoutCheckpoints:
     evaluates first), read back as the nearest tokens (exact for hard prompts). The best
     checkpoint is kept in `best_ids` / `best_score`; `score_token_ids` is the holdout score, so
     the optimizer's final choice among its candidates is by holdout too.
+
+    For a soft prompt (never projected), pass `score_embeds`: checkpoints then score the
+    continuous prompt itself and keep it in `best_embeds`. Other attributes of the wrapped
+    objective (e.g. `fluency_loss`) are passed through.
     """
 
-    def __init__(self, objective: Objective, holdout_score: Callable[[Sequence[int]], float], every: int) -> None:
+    def __init__(
+        self,
+        objective: Objective,
+        holdout_score: Callable[[Sequence[int]], float],
+        every: int,
+        score_embeds: Callable[[torch.Tensor], float] | None = None,
+    ) -> None:
         self.objective = objective
         self.holdout_score = holdout_score
+        self.score_embeds = score_embeds
+        self.best_embeds: torch.Tensor | None = None
         self.every = max(1, every)
         self.step = 0
         self.best_ids: list[int] | None = None
@@ -46,8 +58,24 @@ class HoldoutCheckpoints:
         evaluation = self.objective.evaluate(prompt_embeds)
         if self._pending:
             self._pending = False
-            self.checkpoint(self._nearest(prompt_embeds[:1])[0].tolist())
+            if self.score_embeds is None:
+                self.checkpoint(self._nearest(prompt_embeds[:1])[0].tolist())
+            else:
+                self._checkpoint_embeds(prompt_embeds[0].detach().clone())
         return evaluation
+
+    def __getattr__(self, name: str):
+        if name == "objective":
+            raise AttributeError(name)
+        return getattr(self.objective, name)
+
+    def _checkpoint_embeds(self, embeds: torch.Tensor) -> None:
+        start = time.perf_counter()
+        score = self.score_embeds(embeds)
+        self.seconds += time.perf_counter() - start
+        self.history.append((self.step, score))
+        if score >= self.best_score:
+            self.best_embeds, self.best_score = embeds, score
 
     def checkpoint(self, token_ids: Sequence[int]) -> float:
         """Score `token_ids` on the holdout set; keep them if they are the best so far (ties: the later)."""

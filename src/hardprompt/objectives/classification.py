@@ -105,6 +105,7 @@ class LMClassification:
         self.batch_size = batch_size
         self.max_rows = max_rows
         self.holdout = list(holdout) if holdout else list(train)
+        self.train_size = len(train)
         self.head_ids = list(lm.prefix_ids)
         self._head = lm.embed(self.head_ids).detach()
         self.word_ids = self._first_tokens(task)
@@ -182,6 +183,12 @@ class LMClassification:
             ids = self._nearest(prompt_embeds)
             loss = loss + self.fluency * prompt_fluency(self.lm, first_hidden, ids, len(self.head_ids))
         return Evaluation(loss=loss, score=-loss.detach())
+
+    def fluency_loss(self, prompt_embeds: torch.Tensor) -> torch.Tensor:
+        """Mean next-token NLL (B,) of each prompt's own (nearest) tokens, read alone: for FluentPrompt."""
+        empty = self._train_embeds[:1, :0]
+        hidden = prompted_hidden_states(self.lm, self._head, prompt_embeds, empty)[:, 0]
+        return prompt_fluency(self.lm, hidden, self._nearest(prompt_embeds), len(self.head_ids))
 
     def _scoring_set(self, examples: Sequence[Example], after_prompt: bool):
         key = (tuple(examples), after_prompt)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from ..errors import HardpromptError
 from ..models.causal_lm import CausalLM
 from .base import Evaluation
-from .lm_sequences import prompted_hidden_states
+from .lm_sequences import NearestTokens, prompt_fluency, prompted_hidden_states
 
 
 class LMTargetString:
@@ -30,6 +30,7 @@ class LMTargetString:
         self._head = lm.embed(self.head_ids).detach()
         self._tail = lm.embed(self.target_ids)[None].detach()
         self._targets = torch.tensor(self.target_ids, device=lm.device)
+        self._nearest = NearestTokens(lm.embedding_table)
 
     @property
     def embedding_table(self) -> torch.Tensor:
@@ -52,6 +53,11 @@ class LMTargetString:
         nll = F.cross_entropy(logits.flatten(0, 1), self._targets.repeat(rows), reduction="none").view(rows, -1)
         loss = nll.mean(1)
         return Evaluation(loss=loss, score=-loss.detach())
+
+    def fluency_loss(self, prompt_embeds: torch.Tensor) -> torch.Tensor:
+        """Mean next-token NLL (B,) of each prompt's own (nearest) tokens after the instruction: for FluentPrompt."""
+        hidden = prompted_hidden_states(self.lm, self._head, prompt_embeds, self._tail[:, :0])[:, 0]
+        return prompt_fluency(self.lm, hidden, self._nearest(prompt_embeds), len(self.head_ids))
 
     @torch.no_grad()
     def score_token_ids(self, token_ids: Sequence[int]) -> float:
