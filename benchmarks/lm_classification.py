@@ -47,6 +47,25 @@ def numbers(value: str) -> list[int]:
     return [int(item) for item in value.split(",") if item.strip()]
 
 
+def markdown_table(jsonl: str) -> str:
+    """One row per dataset × shots × variant: validation accuracy mean ± std, holdout, s/step, a prompt."""
+    lines = [
+        "| dataset | k | method | valid acc (mean ± std) | holdout acc | s/step | steps | example prompt (seed 0) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    with open(jsonl, encoding="utf-8") as file:
+        rows = [json.loads(line) for line in file if line.strip()]
+    for row in rows:
+        valid, holdout = row["valid_accuracy"], row["holdout_accuracy"]
+        speed = f"{row['seconds_per_step']:.2f}" if row["seconds_per_step"] is not None else "–"
+        prompt = row["prompts"][0].replace("|", "\\|").replace("\n", " ")
+        lines.append(
+            f"| {row['dataset']} | {row['shots']} | {row['variant']} | {valid['mean']:.3f} ± {valid['std']:.3f} "
+            f"| {holdout['mean']:.3f} | {speed} | {row['steps']} | `{prompt}` |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2")
@@ -60,7 +79,11 @@ def main() -> int:
     parser.add_argument("--holdout-every", type=int, default=5)
     parser.add_argument("--valid-limit", type=int, default=None, help="fixed random validation subset")
     parser.add_argument("--jsonl", default=None, help="append each setting's full report here")
+    parser.add_argument("--table", default=None, metavar="JSONL", help="only print the Markdown table of a JSONL file")
     args = parser.parse_args()
+    if args.table:
+        print(markdown_table(args.table))
+        return 0
 
     torch.manual_seed(0)
     start = time.perf_counter()

@@ -379,3 +379,25 @@ def test_soft_checkpoints_keep_the_continuous_prompt(llama):
     checkpoints.evaluate(soft)
     torch.testing.assert_close(checkpoints.best_embeds, soft[0])
     assert checkpoints.best_score == objective.accuracy(soft[0], EXAMPLES)
+
+
+def test_ctrl_c_keeps_the_best_prompt_and_exits_130(llama_dir, tmp_path, monkeypatch):
+    calls = {"count": 0}
+    original = LMClassification.new_step
+
+    def interrupt_on_third_step(self):
+        calls["count"] += 1
+        if calls["count"] == 3:
+            raise KeyboardInterrupt
+        original(self)
+
+    monkeypatch.setattr(LMClassification, "new_step", interrupt_on_third_step)
+    data = write_tsv(tmp_path / "data.tsv", EXAMPLES)
+    out = tmp_path / "run.json"
+    argv = ["tune", "--model", str(llama_dir), "--train", str(data), "--valid", str(data)]
+    argv += ["--text-column", "sentence", "--verbalizer", "0:bad,1:good", "--shots", "1", "--steps", "10"]
+    assert main([*argv, "--prompt-len", "3", "--seeds", "0,1", "--out", str(out), "--quiet"]) == 130
+    report = json.loads(out.read_text())
+    assert len(report["seeds"]) == 1
+    row = report["seeds"][0]
+    assert row["interrupted"] and row["steps"] == 2 and len(row["token_ids"]) >= 1
