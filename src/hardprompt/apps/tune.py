@@ -99,7 +99,9 @@ def _tune_one_seed(
     valid: Sequence[Example],
     settings: TuneSettings,
     seed: int,
+    valid_cache: dict[tuple[int, ...], float],
 ) -> dict[str, Any]:
+    """One seed: sample the data, optimize, score. `valid_cache` spares re-scoring a hard prompt seen before."""
     if settings.shots is not None:
         train, holdout = few_shot(examples, settings.shots, task.labels, seed)
     else:
@@ -114,7 +116,13 @@ def _tune_one_seed(
     else:
         row.update(_optimize(objective, vocab, settings, seed, METHODS[settings.method]))
     soft_prompt = row.pop("soft_prompt", None)
-    row["valid_accuracy"] = objective.accuracy(soft_prompt if soft_prompt is not None else row["token_ids"], valid)
+    if soft_prompt is not None:
+        row["valid_accuracy"] = objective.accuracy(soft_prompt, valid)
+    else:
+        key = tuple(row["token_ids"])
+        if key not in valid_cache:
+            valid_cache[key] = objective.accuracy(row["token_ids"], valid)
+        row["valid_accuracy"] = valid_cache[key]
     return row
 
 
@@ -213,8 +221,9 @@ def tune(
         "allowed_tokens": len(vocab),
         "seeds": rows,
     }
+    valid_cache: dict[tuple[int, ...], float] = {}
     for seed in settings.seeds:
-        rows.append(_tune_one_seed(lm, vocab, task, train, valid, settings, seed))
+        rows.append(_tune_one_seed(lm, vocab, task, train, valid, settings, seed, valid_cache))
         report["valid_accuracy"] = summarize(rows)
         report["holdout_accuracy"] = summarize(rows, "holdout_accuracy")
         if on_seed is not None:
