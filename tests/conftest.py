@@ -24,6 +24,21 @@ def tiny_clip(tiny_clip_dir):
 
 
 @pytest.fixture(scope="session")
+def tiny_sd_dir(tmp_path_factory) -> Path:
+    """A tiny random Stable Diffusion pipeline (diffusers save_pretrained folder), 32×32 images."""
+    from tiny_diffusion import save_tiny_stable_diffusion
+
+    return save_tiny_stable_diffusion(tmp_path_factory.mktemp("tiny-sd"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(tiny_sd_dir):
+    from hardprompt.generation import ImageGenerator
+
+    return ImageGenerator(str(tiny_sd_dir), device="cpu", progress=False)
+
+
+@pytest.fixture(scope="session")
 def minilm():
     from hardprompt import load_text_encoder
 

@@ -59,6 +59,28 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         raise
 
 
+def atomic_save_image(path: str | Path, image: Image.Image) -> None:
+    """Save `image` whole (format from the suffix): a temporary file in the same folder, then a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            image.save(file, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """The image files directly inside `folder`, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise HardpromptError(f"folder not found: {folder}")
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def write_json(path: str | Path, record: dict[str, Any]) -> None:
     """Write one JSON object, indented, atomically."""
     atomic_write_text(path, json.dumps(record, indent=2, ensure_ascii=False) + "\n")

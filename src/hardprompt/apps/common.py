@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,7 @@ from ..errors import HardpromptError
 from ..io import load_image, looks_like_image_path, read_lines
 from ..models import TextEncoder, load_text_encoder
 from ..objectives.base import Objective
-from ..optim import pez
-from ..optim.pez import PEZConfig
+from ..optim.registry import MethodConfig, run_method
 from ..optim.result import Result
 from ..vocab import Vocabulary, VocabularyRules
 
@@ -81,16 +79,16 @@ def build_vocabulary(
     return Vocabulary(encoder.tokenizer, len(encoder.embedding_table), encoder.tokenize, rules)
 
 
-def run_pez(
+def run_optimizer(
     objective: Objective,
     encoder: TextEncoder,
     vocab: Vocabulary,
-    config: PEZConfig,
+    config: MethodConfig,
     options: dict[str, Any],
 ) -> Result:
-    """Validate `config` against the model, run PEZ, and label the result."""
+    """Validate `config` against the model, run its method (PEZ, GCG, ...), and label the result."""
     config.validate(encoder.max_prompt_len)
-    result = pez.run(objective, vocab, replace(config))
+    result = run_method(objective, vocab, config)
     result.model = encoder.name
     vocabulary_options = {
         "blocklist": list(vocab.rules.blocklist),

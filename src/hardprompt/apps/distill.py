@@ -8,6 +8,7 @@ from dataclasses import replace
 from ..errors import HardpromptError
 from ..objectives import FeatureSimilarity
 from ..optim.pez import PEZConfig
+from ..optim.registry import MethodConfig
 from ..optim.result import Result
 from .common import (
     BankLike,
@@ -17,7 +18,7 @@ from .common import (
     build_vocabulary,
     describe,
     encode_negatives,
-    run_pez,
+    run_optimizer,
 )
 
 DEFAULT_TEXT_MODEL = "minilm"
@@ -33,7 +34,7 @@ def distilled_length(token_count: int, ratio: float) -> int:
 def distill(
     text: str,
     model: ModelLike = DEFAULT_TEXT_MODEL,
-    config: PEZConfig | None = None,
+    config: MethodConfig | None = None,
     *,
     ratio: float | None = None,
     negatives: Sequence[ImageLike] = (),
@@ -46,6 +47,7 @@ def distill(
     """Learn a short hard prompt whose features match those of the longer `text`.
 
     With `ratio`, the prompt length is that fraction of `text`'s token count.
+    The config's type picks the optimizer (PEZConfig, GCGConfig, ...; see optim.registry).
     """
     config = config or PEZConfig()
     if not text or not text.strip():
@@ -70,4 +72,4 @@ def distill(
         "negative_weight": negative_weight,
         "bank": describe(bank) if not isinstance(bank, (list, tuple)) else "<phrases>",
     }
-    return run_pez(objective, encoder, vocab, config, options)
+    return run_optimizer(objective, encoder, vocab, config, options)

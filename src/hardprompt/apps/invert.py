@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from ..errors import HardpromptError
 from ..objectives import FeatureSimilarity
 from ..optim.pez import PEZConfig
+from ..optim.registry import MethodConfig
 from ..optim.result import Result
 from .common import (
     BankLike,
@@ -17,7 +18,7 @@ from .common import (
     build_vocabulary,
     describe,
     encode_negatives,
-    run_pez,
+    run_optimizer,
 )
 
 DEFAULT_IMAGE_MODEL = "openai/clip-vit-large-patch14"
@@ -26,7 +27,7 @@ DEFAULT_IMAGE_MODEL = "openai/clip-vit-large-patch14"
 def invert(
     images: Sequence[ImageLike],
     model: ModelLike = DEFAULT_IMAGE_MODEL,
-    config: PEZConfig | None = None,
+    config: MethodConfig | None = None,
     *,
     negatives: Sequence[ImageLike] = (),
     negative_weight: float = 1.0,
@@ -35,7 +36,10 @@ def invert(
     ascii_only: bool = False,
     device: str = "auto",
 ) -> Result:
-    """Learn a hard prompt whose features match `images` (several images give a shared-style prompt)."""
+    """Learn a hard prompt whose features match `images` (several images give a shared-style prompt).
+
+    The config's type picks the optimizer (PEZConfig, GCGConfig, ...; see optim.registry).
+    """
     config = config or PEZConfig()
     if not images:
         raise HardpromptError("give at least one image")
@@ -58,4 +62,4 @@ def invert(
         "negative_weight": negative_weight,
         "bank": describe(bank) if not isinstance(bank, (list, tuple)) else "<phrases>",
     }
-    return run_pez(objective, encoder, vocab, config, options)
+    return run_optimizer(objective, encoder, vocab, config, options)

@@ -7,6 +7,7 @@ import sys
 
 from ..io import write_json
 from ..optim.pez import PEZConfig
+from ..optim.registry import DEFAULT_METHOD, METHODS, MethodConfig, build_config
 from ..optim.result import Result
 
 
@@ -20,16 +21,26 @@ def add_model_options(parser: argparse.ArgumentParser, default_model: str) -> No
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
 
 
-def add_pez_options(parser: argparse.ArgumentParser, prompt_len: int = 16) -> None:
-    defaults = PEZConfig()
-    group = parser.add_argument_group("optimization (PEZ)")
+def add_optimizer_options(parser: argparse.ArgumentParser, prompt_len: int = 16) -> None:
+    """--method and its settings; unset settings take the method's defaults (PEZ's are the paper's)."""
+    pez_defaults = PEZConfig()
+    group = parser.add_argument_group("optimization")
+    group.add_argument(
+        "--method",
+        default=DEFAULT_METHOD,
+        choices=list(METHODS),
+        help=f"optimizer ({DEFAULT_METHOD}); 'soft' is a continuous upper bound, not a hard prompt",
+    )
     group.add_argument("--prompt-len", type=int, default=prompt_len, help=f"tokens in the prompt ({prompt_len})")
-    group.add_argument("--steps", type=int, default=defaults.steps, help=f"optimization steps ({defaults.steps})")
-    group.add_argument("--lr", type=float, default=defaults.lr, help=f"AdamW learning rate ({defaults.lr})")
-    group.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="AdamW weight decay (0.1)")
-    group.add_argument("--restarts", type=int, default=defaults.restarts, help="prompts optimized in one batch (1)")
-    group.add_argument("--seed", type=int, default=defaults.seed, help="random seed (0)")
+    group.add_argument("--steps", type=int, default=None, help=f"optimization steps (pez: {pez_defaults.steps})")
+    group.add_argument("--lr", type=float, default=None, help=f"learning rate (pez: AdamW {pez_defaults.lr})")
+    group.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (pez: 0.1)")
+    group.add_argument("--restarts", type=int, default=None, help="prompts optimized in one batch (1)")
+    group.add_argument("--top-k", type=int, default=None, help="gradient candidates per position (gcg, autoprompt)")
+    group.add_argument("--search-width", type=int, default=None, help="candidates evaluated per step (gcg, random)")
+    group.add_argument("--seed", type=int, default=pez_defaults.seed, help="random seed (0)")
     group.add_argument("--max-seconds", type=float, default=None, help="stop after this wall-clock time")
+    group.add_argument("--max-forward-passes", type=int, default=None, help="stop after this many prompt evaluations")
 
 
 def add_vocabulary_options(parser: argparse.ArgumentParser) -> None:
@@ -55,21 +66,23 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
 
-def pez_config(args: argparse.Namespace, batch_size: int | None = None) -> PEZConfig:
-    """PEZConfig from the parsed options."""
-    config = PEZConfig(
+def optimizer_config(args: argparse.Namespace, batch_size: int | None = None) -> MethodConfig:
+    """The config of the chosen --method from the parsed options."""
+    return build_config(
+        args.method,
         prompt_len=args.prompt_len,
         steps=args.steps,
         lr=args.lr,
         weight_decay=args.weight_decay,
         restarts=args.restarts,
+        top_k=args.top_k,
+        search_width=args.search_width,
         batch_size=batch_size,
         seed=args.seed,
         max_seconds=args.max_seconds,
+        max_forward_passes=args.max_forward_passes,
         progress=not args.quiet,
     )
-    config.validate()
-    return config
 
 
 def report(result: Result, quiet: bool) -> None:
@@ -77,9 +90,16 @@ def report(result: Result, quiet: bool) -> None:
     print(result.prompt, flush=True)
     if not quiet:
         stopped = " (interrupted)" if result.interrupted else ""
+        if result.hard:
+            scores = f"score {result.score:.4f} (projected {result.projected_score:.4f})"
+        else:
+            scores = (
+                f"soft prompt score {result.score:.4f} (NOT a hard prompt; the line above is its "
+                f"nearest-token decode, score {result.projected_score:.4f})"
+            )
         print(
-            f"score {result.score:.4f} (projected {result.projected_score:.4f}), "
-            f"{result.steps} steps in {result.seconds:.1f} s{stopped}",
+            f"{result.method}: {scores}, {result.steps} steps, {result.forward_passes} forward passes "
+            f"in {result.seconds:.1f} s{stopped}",
             file=sys.stderr,
         )
 

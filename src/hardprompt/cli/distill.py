@@ -11,10 +11,10 @@ from ..io import read_lines, write_jsonl
 from .common import (
     add_model_options,
     add_negative_options,
+    add_optimizer_options,
     add_output_options,
-    add_pez_options,
     add_vocabulary_options,
-    pez_config,
+    optimizer_config,
     report,
     save,
 )
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("text", nargs="?", default=None, help="the prompt to distill")
     parser.add_argument("--file", default=None, help="prompts to distill, one per line (results as JSONL)")
     add_model_options(parser, DEFAULT_TEXT_MODEL)
-    add_pez_options(parser, prompt_len=8)
+    add_optimizer_options(parser, prompt_len=8)
     parser.add_argument("--ratio", type=float, default=None, help="prompt length as a fraction of the original")
     add_vocabulary_options(parser)
     add_negative_options(parser)
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     texts = [args.text] if args.file is None else read_lines(args.file)
     if not texts:
         raise HardpromptError(f"no prompts in {args.file}")
-    config = pez_config(args)
+    config = optimizer_config(args)
     encoder = as_encoder(args.model, args.device)
     results = []
     for text in texts:

@@ -8,10 +8,10 @@ from ..apps.invert import DEFAULT_IMAGE_MODEL, invert
 from .common import (
     add_model_options,
     add_negative_options,
+    add_optimizer_options,
     add_output_options,
-    add_pez_options,
     add_vocabulary_options,
-    pez_config,
+    optimizer_config,
     report,
     save,
 )
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("invert", help="learn a prompt for one or several images")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="target image file(s)")
     add_model_options(parser, DEFAULT_IMAGE_MODEL)
-    add_pez_options(parser)
+    add_optimizer_options(parser)
     parser.add_argument("--batch-size", type=int, default=None, help="images per step (default: all)")
     add_vocabulary_options(parser)
     add_negative_options(parser)
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     result = invert(
         args.images,
         model=args.model,
-        config=pez_config(args, batch_size=args.batch_size),
+        config=optimizer_config(args, batch_size=args.batch_size),
         negatives=args.negative,
         negative_weight=args.negative_weight,
         blocklist=args.blocklist,

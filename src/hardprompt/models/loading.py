@@ -31,6 +31,19 @@ for _alias in ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L
     EMBEDDED_MODELS[_alias] = _minilm_path
 
 
+def _load_shapes(name: str, device: torch.device) -> TextEncoder:
+    from .shapes import load_shapes_encoder
+
+    return load_shapes_encoder(name, device)
+
+
+#: Names of models built by the package itself: alias -> function(alias, device) returning the adapter.
+CUSTOM_MODELS: dict[str, Callable[[str, torch.device], TextEncoder]] = {
+    "shapes": _load_shapes,
+    "shapes-reference": _load_shapes,
+}
+
+
 def resolve_device(device: str) -> torch.device:
     """'auto' picks CUDA when available; 'cpu' and 'cuda[:n]' are taken as given."""
     if device == "auto":
@@ -68,13 +81,15 @@ def model_location(name: str) -> str:
 
 
 def load_text_encoder(name: str, device: str = "auto") -> TextEncoder:
-    """A `TextEncoder` for `name`: an embedded alias (minilm), a hub id, or a local directory.
+    """A `TextEncoder` for `name`: a built-in model (shapes), an embedded alias (minilm), a hub id, or a local dir.
 
     CLIP models get `CLIPEncoder` (text and images); BERT-family models get `SentenceEncoder`.
     """
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     torch_device = resolve_device(device)
+    if name in CUSTOM_MODELS:
+        return CUSTOM_MODELS[name](name, torch_device)
     location = model_location(name)
     try:
         config = AutoConfig.from_pretrained(location)

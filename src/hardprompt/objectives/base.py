@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import torch
 
@@ -37,4 +37,13 @@ class Objective(Protocol):
 
     def score_token_ids(self, token_ids: Sequence[int]) -> float:
         """The score of one prompt given as token ids (any length, no special tokens)."""
+        ...
+
+
+@runtime_checkable
+class SupportsFluency(Protocol):
+    """An objective that can also say how fluent a prompt is (used by FluentPrompt when present)."""
+
+    def fluency_loss(self, prompt_embeds: torch.Tensor) -> torch.Tensor:
+        """Differentiable (batch,) mean negative log-likelihood per token of the prompts under a language model."""
         ...

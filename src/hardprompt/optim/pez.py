@@ -11,7 +11,7 @@ from ..errors import HardpromptError
 from ..objectives.base import Objective
 from ..vocab import Vocabulary
 from .result import Result
-from .tracking import SearchTracker
+from .search import affordable, make_tracker, validate_common
 
 
 @dataclass
@@ -32,23 +32,16 @@ class PEZConfig:
     candidates: int = 8
     """Best distinct prompts kept for the final round-trip check."""
     progress: bool = True
+    max_forward_passes: int | None = None
+    """Stop before evaluating more prompt rows than this (each step evaluates `restarts` rows)."""
 
     def validate(self, max_prompt_len: int | None = None) -> None:
         """Raise HardpromptError on settings that cannot run."""
-        if self.prompt_len < 1:
-            raise HardpromptError(f"prompt length must be at least 1 (got {self.prompt_len})")
-        if max_prompt_len is not None and self.prompt_len > max_prompt_len:
-            raise HardpromptError(
-                f"prompt length {self.prompt_len} does not fit the model's context (at most {max_prompt_len})"
-            )
-        if self.steps < 1:
-            raise HardpromptError(f"steps must be at least 1 (got {self.steps})")
+        validate_common(self, max_prompt_len)
         if self.restarts < 1:
             raise HardpromptError(f"restarts must be at least 1 (got {self.restarts})")
         if self.lr <= 0:
             raise HardpromptError(f"learning rate must be positive (got {self.lr})")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise HardpromptError(f"batch size must be at least 1 (got {self.batch_size})")
 
 
 class NearestTokenProjection:
@@ -91,20 +84,16 @@ def run(objective: Objective, vocab: Vocabulary, config: PEZConfig | None = None
     soft_prompt = table[init_ids.to(table.device)].clone().float().requires_grad_(True)
     optimizer = torch.optim.AdamW([soft_prompt], lr=config.lr, weight_decay=config.weight_decay)
 
-    tracker = SearchTracker(
-        vocab,
-        steps=config.steps,
-        max_seconds=config.max_seconds,
-        pool_size=config.candidates,
-        progress=config.progress,
-        description="pez",
-    )
+    tracker = make_tracker(vocab, config, "pez")
     try:
         for _ in tracker.steps():
+            if affordable(tracker, config.restarts) < config.restarts:
+                break
             objective.new_step()
             hard_ids = project(soft_prompt)
             hard_prompt = table[hard_ids].requires_grad_(True)
             evaluation = objective.evaluate(hard_prompt)
+            tracker.count_forward_passes(config.restarts)
             (gradient,) = torch.autograd.grad(evaluation.loss.sum(), hard_prompt)
             soft_prompt.grad = gradient.to(soft_prompt.dtype)
             optimizer.step()

@@ -11,7 +11,13 @@ class Result:
     """The best prompt found, scored as the string the user copies.
 
     `score` is the round-trip score (decode → re-tokenize → score); `projected_score` is the
-    score of the token ids the optimizer held before that round trip.
+    score of the token ids the optimizer held before that round trip. `forward_passes` counts
+    every prompt row the objective evaluated (candidates and the final round-trip checks included).
+    `history` is the best score after each step and `history_seconds` the time of that step.
+
+    With `hard` False (method `soft`), the result is NOT a hard prompt: `score` is that of the
+    continuous prompt (an upper bound for hard prompts), and `prompt`/`token_ids` are its
+    nearest-token decode, for reference only, whose round-trip score is `projected_score`.
     """
 
     prompt: str
@@ -21,8 +27,12 @@ class Result:
     tokens: list[str]
     steps: int
     seconds: float
+    forward_passes: int = 0
     history: list[float] = field(default_factory=list)
+    history_seconds: list[float] = field(default_factory=list)
     interrupted: bool = False
+    method: str = "pez"
+    hard: bool = True
     model: str = ""
     config: dict[str, Any] = field(default_factory=dict)
 

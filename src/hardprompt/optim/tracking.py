@@ -17,7 +17,10 @@ from .result import Result
 
 
 class SearchTracker:
-    """Counts steps within the budget, keeps the best prompts, and builds the `Result`.
+    """Counts steps, seconds and forward passes within the budget, keeps the best prompts, builds the `Result`.
+
+    A forward pass is one prompt row evaluated by the objective (a batch of 64 candidates is 64);
+    optimizers report them with `count_forward_passes`. The search stops when any budget is spent.
 
     Usage::
 
@@ -39,14 +42,20 @@ class SearchTracker:
         pool_size: int = 8,
         progress: bool = True,
         description: str = "optimizing",
+        max_forward_passes: int | None = None,
+        method: str = "",
     ) -> None:
         self.vocab = vocab
         self.max_steps = steps
         self.max_seconds = max_seconds
+        self.max_forward_passes = max_forward_passes
+        self.method = method or description
         self.pool = CandidatePool(pool_size)
         self.history: list[float] = []
+        self.history_seconds: list[float] = []
         self.interrupted = False
         self.steps_done = 0
+        self.forward_passes = 0
         self._start = time.perf_counter()
         self._bar = tqdm(
             total=steps, desc=description, disable=None if progress else True, dynamic_ncols=True, leave=False
@@ -57,11 +66,24 @@ class SearchTracker:
     def seconds(self) -> float:
         return time.perf_counter() - self._start
 
+    @property
+    def forward_passes_left(self) -> int | None:
+        """Forward passes left in the budget (None: unbounded)."""
+        if self.max_forward_passes is None:
+            return None
+        return max(0, self.max_forward_passes - self.forward_passes)
+
+    def count_forward_passes(self, rows: int) -> None:
+        """Count `rows` prompt rows evaluated by the objective."""
+        self.forward_passes += rows
+
     def steps(self) -> Iterator[int]:
-        """Step indices until the step or wall-clock budget runs out."""
+        """Step indices until the step, wall-clock or forward-pass budget runs out."""
         self._start = time.perf_counter()
         for step in range(self.max_steps):
             if self.max_seconds is not None and self.seconds >= self.max_seconds:
+                return
+            if self.forward_passes_left == 0:
                 return
             yield step
 
@@ -71,6 +93,7 @@ class SearchTracker:
         self.steps_done += 1
         best = self.pool.best_score
         self.history.append(best)
+        self.history_seconds.append(round(self.seconds, 4))
         self._bar.update(1)
         if best > self._shown_best:
             self._shown_best = best
@@ -82,6 +105,7 @@ class SearchTracker:
         if not self.pool.ranked():
             raise HardpromptError("stopped before the first step: no prompt to report")
         chosen = best_round_trip(self.pool, objective, self.vocab)
+        round_trip_passes = len(self.pool.ranked())
         return Result(
             prompt=chosen.prompt,
             score=chosen.score,
@@ -90,7 +114,10 @@ class SearchTracker:
             tokens=self.vocab.tokens(chosen.token_ids),
             steps=self.steps_done,
             seconds=round(self.seconds, 3),
+            forward_passes=self.forward_passes + round_trip_passes,
             history=self.history,
+            history_seconds=self.history_seconds,
             interrupted=self.interrupted,
+            method=self.method,
             config=config,
         )

@@ -1,0 +1,66 @@
+"""`hardprompt reproduce IMAGES --out DIR`: the paper's Table 1 (PEZ vs. a phrase-bank baseline), resumable."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..apps.reproduce import PAPER_OPTIMIZER, reproduce
+from ..apps.score import DEFAULT_SCORER
+from ..generation import DEFAULT_PIPELINE
+from .common import add_model_options, add_optimizer_options, add_vocabulary_options, optimizer_config
+from .generate import add_generation_options, generation_config, quiet_diffusers
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "reproduce", help="Table 1: learned prompts → generated images → reference scores (resumable)"
+    )
+    parser.add_argument("source", help='image folder, or JSONL of {"image": PATH, "caption": TEXT}')
+    parser.add_argument("--out", required=True, help="output folder; rerunning with it skips finished images")
+    add_model_options(parser, PAPER_OPTIMIZER)
+    parser.add_argument("--generator", default=DEFAULT_PIPELINE, help=f"diffusers pipeline ({DEFAULT_PIPELINE})")
+    parser.add_argument("--scorer", default=DEFAULT_SCORER, help=f"reference CLIP ({DEFAULT_SCORER})")
+    parser.add_argument(
+        "--baseline-bank",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="phrase file for the bank baseline (repeatable; none: no baseline)",
+    )
+    parser.add_argument("--baseline-phrases", type=int, default=4, help="most phrases in a baseline prompt (4)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N images")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_optimizer_options(parser)  # per image
+    add_vocabulary_options(parser)
+    add_generation_options(parser, steps_flag="--gen-steps")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    quiet_diffusers()
+    summary = reproduce(
+        args.source,
+        args.out,
+        optimizer=args.model,
+        generator=args.generator,
+        scorer=args.scorer,
+        config=optimizer_config(args),
+        generation=generation_config(args),
+        baseline_banks=args.baseline_bank,
+        baseline_phrases=args.baseline_phrases,
+        blocklist=args.blocklist,
+        bank=args.bank,
+        ascii_only=args.ascii_only,
+        limit=args.limit,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    print(f"{args.out}/summary.md", flush=True)
+    if not args.quiet:
+        print(
+            f"{summary['processed']} images done now, {summary['skipped']} done before, "
+            f"{summary['finished']} of {len(summary['settings']['items'])} finished",
+            file=sys.stderr,
+        )
+    return 130 if summary["interrupted"] else 0

@@ -1,0 +1,25 @@
+"""Image generation from prompts (diffusers, optional) and contact sheets.
+
+Importing this package does not import diffusers; only `ImageGenerator` needs it.
+"""
+
+from .diffusion import (
+    DEFAULT_PIPELINE,
+    GenerationConfig,
+    ImageGenerator,
+    TextToImage,
+    compose_prompt,
+    require_diffusers,
+)
+from .sheet import contact_sheet, stack_sheets
+
+__all__ = [
+    "DEFAULT_PIPELINE",
+    "GenerationConfig",
+    "ImageGenerator",
+    "TextToImage",
+    "compose_prompt",
+    "contact_sheet",
+    "require_diffusers",
+    "stack_sheets",
+]

@@ -1,0 +1,66 @@
+"""Soft prompt: a continuous prompt optimized directly and never projected — an upper bound, NOT a hard prompt.
+
+The result has `hard` False; its `score` is the continuous prompt's, and its `prompt` is the
+nearest-token decode of the best continuous prompt, for reference only (its round-trip score
+is `projected_score`, usually far below).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+import torch
+
+from ..errors import HardpromptError
+from ..objectives.base import Objective
+from ..vocab import Vocabulary
+from .pez import NearestTokenProjection, random_allowed_ids
+from .result import Result
+from .search import SearchConfig, affordable, make_tracker
+
+
+@dataclass
+class SoftConfig(SearchConfig):
+    """AdamW on a continuous prompt (initialized at random allowed tokens); `restarts` prompts in one batch."""
+
+    steps: int = 3000
+    lr: float = 0.1
+    weight_decay: float = 0.0
+    restarts: int = 1
+
+    def validate(self, max_prompt_len: int | None = None) -> None:
+        super().validate(max_prompt_len)
+        if self.lr <= 0:
+            raise HardpromptError(f"learning rate must be positive (got {self.lr})")
+        if self.restarts < 1:
+            raise HardpromptError(f"restarts must be at least 1 (got {self.restarts})")
+
+
+def run(objective: Objective, vocab: Vocabulary, config: SoftConfig | None = None) -> Result:
+    """Optimize a continuous prompt; the result is an upper bound with a nearest-token decode for reference."""
+    config = config or SoftConfig()
+    config.validate()
+    torch.manual_seed(config.seed)
+    table = objective.embedding_table.detach()
+    project = NearestTokenProjection(table, vocab.allowed_ids)
+    init_ids = random_allowed_ids(vocab.allowed_ids, (config.restarts, config.prompt_len), config.seed)
+    soft_prompt = table[init_ids.to(table.device)].clone().float().requires_grad_(True)
+    optimizer = torch.optim.AdamW([soft_prompt], lr=config.lr, weight_decay=config.weight_decay)
+    tracker = make_tracker(vocab, config, "soft")
+    best_soft_score = -float("inf")
+    try:
+        for _ in tracker.steps():
+            if affordable(tracker, config.restarts) < config.restarts:
+                break
+            objective.new_step()
+            evaluation = objective.evaluate(soft_prompt)
+            tracker.count_forward_passes(config.restarts)
+            optimizer.zero_grad(set_to_none=True)
+            evaluation.loss.sum().backward()
+            best_soft_score = max(best_soft_score, float(evaluation.score.max()))
+            tracker.record(project(soft_prompt), evaluation.score)
+            optimizer.step()
+    except KeyboardInterrupt:
+        tracker.interrupted = True
+    reference = tracker.result(objective, asdict(config))
+    return replace(reference, score=best_soft_score, projected_score=reference.score, hard=False)
