@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -63,6 +64,18 @@ def random_allowed_ids(allowed_ids: torch.Tensor, shape: tuple[int, ...], seed: 
     return allowed_ids.cpu()[picks]
 
 
+def continuous_prompt(
+    table: torch.Tensor, allowed_ids: torch.Tensor, config: Any
+) -> tuple[torch.Tensor, torch.optim.AdamW]:
+    """A continuous prompt (restarts, prompt_len, dim) at random allowed tokens, and its AdamW optimizer.
+
+    `config` is any method config with prompt_len, restarts, seed, lr and weight_decay (PEZ, soft).
+    """
+    init_ids = random_allowed_ids(allowed_ids, (config.restarts, config.prompt_len), config.seed)
+    soft_prompt = table[init_ids.to(table.device)].clone().float().requires_grad_(True)
+    return soft_prompt, torch.optim.AdamW([soft_prompt], lr=config.lr, weight_decay=config.weight_decay)
+
+
 def run(objective: Objective, vocab: Vocabulary, config: PEZConfig | None = None) -> Result:
     """Optimize a hard prompt with PEZ and return the best one by its round-trip score.
 
@@ -75,9 +88,7 @@ def run(objective: Objective, vocab: Vocabulary, config: PEZConfig | None = None
     torch.manual_seed(config.seed)
     table = objective.embedding_table.detach()
     project = NearestTokenProjection(table, vocab.allowed_ids)
-    init_ids = random_allowed_ids(vocab.allowed_ids, (config.restarts, config.prompt_len), config.seed)
-    soft_prompt = table[init_ids.to(table.device)].clone().float().requires_grad_(True)
-    optimizer = torch.optim.AdamW([soft_prompt], lr=config.lr, weight_decay=config.weight_decay)
+    soft_prompt, optimizer = continuous_prompt(table, vocab.allowed_ids, config)
 
     tracker = make_tracker(vocab, config, "pez")
     try:

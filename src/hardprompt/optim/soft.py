@@ -13,7 +13,7 @@ import torch
 
 from ..objectives.base import Objective
 from ..vocab import Vocabulary
-from .pez import NearestTokenProjection, random_allowed_ids
+from .pez import NearestTokenProjection, continuous_prompt
 from .result import Result
 from .search import SearchConfig, affordable, make_tracker
 
@@ -35,9 +35,7 @@ def run(objective: Objective, vocab: Vocabulary, config: SoftConfig | None = Non
     torch.manual_seed(config.seed)
     table = objective.embedding_table.detach()
     project = NearestTokenProjection(table, vocab.allowed_ids)
-    init_ids = random_allowed_ids(vocab.allowed_ids, (config.restarts, config.prompt_len), config.seed)
-    soft_prompt = table[init_ids.to(table.device)].clone().float().requires_grad_(True)
-    optimizer = torch.optim.AdamW([soft_prompt], lr=config.lr, weight_decay=config.weight_decay)
+    soft_prompt, optimizer = continuous_prompt(table, vocab.allowed_ids, config)
     tracker = make_tracker(vocab, config, "soft")
     best_soft_score = -float("inf")
     try:
