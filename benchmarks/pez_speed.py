@@ -16,6 +16,7 @@ depends on the architecture, not the weights) and the real CLIP BPE vocabulary f
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import tempfile
@@ -31,6 +32,7 @@ from hardprompt.models.clip import CLIPEncoder
 from hardprompt.objectives import FeatureSimilarity
 from hardprompt.optim.pez import NearestTokenProjection, random_allowed_ids
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 ARCHITECTURES = {
     "vit-b-32": dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8, proj=512),
     "vit-l-14": dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, proj=768),
@@ -70,13 +72,13 @@ class ReferenceLoop:
         self.dummy_ids = dummy
         self.dummy_embeds = self.table[dummy.clamp(min=0)]
         self.eos_position = torch.full((batch,), length + 1)
-        self.prompt = self.table[init_ids].clone().requires_grad_(True)
+        self.prompt = self.table[init_ids].float().requires_grad_(True)
         self.optimizer = torch.optim.AdamW([self.prompt], lr=lr, weight_decay=wd)
         self.best = -float("inf")
 
     def _features(self, prompt_embeds: torch.Tensor) -> torch.Tensor:
         padded = self.dummy_embeds.clone()
-        padded[self.dummy_ids == -1] = prompt_embeds.reshape(-1, prompt_embeds.shape[-1])
+        padded[self.dummy_ids == -1] = prompt_embeds.reshape(-1, prompt_embeds.shape[-1]).to(padded.dtype)
         text_model = self.encoder.model.text_model
         hidden = text_model.embeddings(inputs_embeds=padded)
         mask = torch.full((77, 77), torch.finfo(hidden.dtype).min).triu(1)[None, None]
@@ -87,12 +89,13 @@ class ReferenceLoop:
     def step(self) -> None:
         with torch.no_grad():  # nn_project: the whole table normalized at every call
             unit_table = F.normalize(self.table, dim=-1)
-            ids = (F.normalize(self.prompt, dim=-1) @ unit_table.T).argmax(-1)
+            ids = (F.normalize(self.prompt.to(unit_table.dtype), dim=-1) @ unit_table.T).argmax(-1)
             projected = self.table[ids]
             score = (self._features(projected) @ self.targets.T).mean(1).max().item()  # the second forward
         hard = projected.detach().clone().requires_grad_(True)
         loss = 1 - (self._features(hard) @ self.targets.T).mean()
-        (self.prompt.grad,) = torch.autograd.grad(loss, [hard])
+        (gradient,) = torch.autograd.grad(loss, [hard])
+        self.prompt.grad = gradient.float()
         self.optimizer.step()
         self.optimizer.zero_grad()
         self.best = max(self.best, score)
@@ -105,7 +108,7 @@ class OurLoop:
         self.objective = objective
         self.table = objective.embedding_table.detach()
         self.project = NearestTokenProjection(self.table, allowed_ids)
-        self.prompt = self.table[init_ids].clone().requires_grad_(True)
+        self.prompt = self.table[init_ids].float().requires_grad_(True)
         self.optimizer = torch.optim.AdamW([self.prompt], lr=lr, weight_decay=wd)
         self.best = -float("inf")
 
@@ -114,7 +117,8 @@ class OurLoop:
         ids = self.project(self.prompt)
         hard = self.table[ids].requires_grad_(True)
         evaluation = self.objective.evaluate(hard)
-        (self.prompt.grad,) = torch.autograd.grad(evaluation.loss.sum(), hard)
+        (gradient,) = torch.autograd.grad(evaluation.loss.sum(), hard)
+        self.prompt.grad = gradient.float()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.best = max(self.best, evaluation.score.max().item())
@@ -142,6 +146,8 @@ def main() -> None:
     parser.add_argument("--restarts", type=int, default=1)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="hardprompt's model precision")
+    parser.add_argument("--reference-dtype", choices=sorted(DTYPES), default="float32")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -149,11 +155,14 @@ def main() -> None:
         encoder = load_text_encoder(args.model, "cpu") if args.model else random_clip(args.arch, Path(folder))
         vocab = build_vocabulary(encoder)
         targets = encoder.encode_texts(["a watercolor painting of a lighthouse on a cliff at sunset"])
+        reference_encoder = copy.copy(encoder)
+        reference_encoder.model = copy.deepcopy(encoder.model).to(DTYPES[args.reference_dtype])
+        encoder.model.to(DTYPES[args.dtype])  # parameters convert in place: the encoder's table follows
         config = PEZConfig(prompt_len=args.prompt_len, restarts=args.restarts)
         init_ids = random_allowed_ids(vocab.allowed_ids, (args.restarts, args.prompt_len), seed=0)
         loops = {
             "hardprompt": OurLoop(FeatureSimilarity(encoder, targets), vocab.allowed_ids, init_ids, config.lr, 0.1),
-            "reference": ReferenceLoop(encoder, targets, init_ids, config.lr, 0.1),
+            "reference": ReferenceLoop(reference_encoder, targets, init_ids, config.lr, 0.1),
         }
         timing = seconds_per_step(loops, args.steps)
     print(
@@ -164,6 +173,7 @@ def main() -> None:
                 "restarts": args.restarts,
                 "steps": args.steps,
                 "threads": torch.get_num_threads(),
+                "dtype": {"hardprompt": args.dtype, "reference": args.reference_dtype},
                 "seconds_per_step": {k: round(v, 5) for k, v in timing.items()},
                 "speedup": round(timing["reference"] / timing["hardprompt"], 2),
                 "best_score": {name: round(loop.best, 5) for name, loop in loops.items()},

@@ -118,6 +118,13 @@ def test_bad_input_is_one_line_and_exit_code_2(capsys, tiny_clip_dir, tmp_path, 
     assert_one_line_error(code, err, fragment)
 
 
+def test_unknown_dtype_is_a_one_line_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["distill", "a cat", "--dtype", "float64"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(lines) == 1 and "invalid choice: 'float64'" in lines[0]
+
+
 def test_unknown_models_are_one_line_errors(capsys, images):
     code, _, err = run_cli(capsys, "distill", "a cat", "--model", "./no/such/dir")
     assert_one_line_error(code, err, "model directory not found")

@@ -150,3 +150,37 @@ def test_invert_many_images_with_bank_and_blocklist(tiny_clip, images):
     assert "red" not in result.prompt.lower()
     assert result.config["images"] == [str(p) for p in images] and result.config["batch_size"] == 1
     assert result.history[-1] > result.history[0]
+
+
+@pytest.mark.parametrize("shortlist", [64, 1])
+def test_projection_is_the_exact_float32_nearest_token(minilm, shortlist):
+    """The bfloat16 shortlist never changes the answer, also for rows it cannot certify (shortlist 1)."""
+    vocab = build_vocabulary(minilm)
+    table = minilm.embedding_table.detach()
+    project = pez.NearestTokenProjection(table, vocab.allowed_ids, shortlist=shortlist)
+    generator = torch.Generator().manual_seed(0)
+    near_tokens = table[vocab.allowed_ids[:64]] + 0.01 * torch.randn(64, table.shape[1], generator=generator)
+    drifted = 30 * torch.randn(64, table.shape[1], generator=generator)  # far from every token, as PEZ drifts
+    queries = torch.stack([near_tokens, drifted])
+    unit_table = torch.nn.functional.normalize(table[vocab.allowed_ids], dim=-1)
+    expected = vocab.allowed_ids[(torch.nn.functional.normalize(queries, dim=-1) @ unit_table.T).argmax(dim=-1)]
+    assert torch.equal(project(queries), expected)
+    assert torch.equal(project(queries[0])[None], expected[:1])
+    assert (expected[0] == vocab.allowed_ids[:64]).float().mean() > 0.9  # the near-token rows mean something
+
+
+def test_bfloat16_weights_give_float32_features_close_to_the_float32_model(tiny_clip_dir, tiny_clip):
+    half = hardprompt.load_text_encoder(str(tiny_clip_dir), device="cpu", dtype="bfloat16")
+    assert half.embedding_table.dtype == torch.bfloat16
+    ids = tiny_clip.tokenize("a photo of a cat")
+    features = half.encode_token_ids(ids)
+    assert features.dtype == torch.float32
+    assert torch.nn.functional.cosine_similarity(features, tiny_clip.encode_token_ids(ids)).item() > 0.99
+    result = hardprompt.distill("a photo of a cat", model=half, config=PEZConfig(prompt_len=4, **FAST))
+    float32_score = _objective(tiny_clip, ["a photo of a cat"]).score_token_ids(result.token_ids)
+    assert result.score == pytest.approx(float32_score, abs=0.02)
+
+
+def test_custom_models_refuse_other_precisions():
+    with pytest.raises(hardprompt.HardpromptError, match="float32 only"):
+        hardprompt.load_text_encoder("shapes", device="cpu", dtype="bfloat16")

@@ -57,9 +57,9 @@ def describe(value: object) -> object:
     return value
 
 
-def as_encoder(model: ModelLike, device: str = "auto") -> TextEncoder:
+def as_encoder(model: ModelLike, device: str = "auto", dtype: str = "float32") -> TextEncoder:
     """Accept a loaded adapter as is; load a name or path."""
-    return model if isinstance(model, TextEncoder) else load_text_encoder(model, device=device)
+    return model if isinstance(model, TextEncoder) else load_text_encoder(model, device=device, dtype=dtype)
 
 
 def bank_phrases(bank: BankLike) -> tuple[str, ...] | None:

@@ -43,6 +43,7 @@ def distill(
     bank: BankLike = None,
     ascii_only: bool = False,
     device: str = "auto",
+    dtype: str = "float32",
 ) -> Result:
     """Learn a short hard prompt whose features match those of the longer `text`.
 
@@ -52,7 +53,7 @@ def distill(
     config = config or PEZConfig()
     if not text or not text.strip():
         raise HardpromptError("the text to distill is empty")
-    encoder = as_encoder(model, device)
+    encoder = as_encoder(model, device, dtype)
     original_tokens = encoder.count_tokens(text)
     if ratio is not None:
         config = replace(config, prompt_len=distilled_length(original_tokens, ratio))

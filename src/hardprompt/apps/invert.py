@@ -35,6 +35,7 @@ def invert(
     bank: BankLike = None,
     ascii_only: bool = False,
     device: str = "auto",
+    dtype: str = "float32",
 ) -> Result:
     """Learn a hard prompt whose features match `images` (several images give a shared-style prompt).
 
@@ -44,7 +45,7 @@ def invert(
     if not images:
         raise HardpromptError("give at least one image")
     targets = [as_image(image) for image in images]
-    encoder = as_encoder(model, device)
+    encoder = as_encoder(model, device, dtype)
     if not encoder.supports_images:
         raise HardpromptError(f"model {encoder.name} has no image encoder; use a CLIP model or 'shapes'")
     vocab = build_vocabulary(encoder, blocklist, bank, ascii_only)

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..io import write_json
+from ..models.loading import DTYPES
 from ..optim.pez import PEZConfig
 from ..optim.registry import DEFAULT_METHOD, METHODS, MethodConfig, build_config
 from ..optim.result import Result
@@ -19,6 +20,15 @@ def comma_list(value: str) -> list[str]:
 def add_model_options(parser: argparse.ArgumentParser, default_model: str) -> None:
     parser.add_argument("--model", default=default_model, help=f"alias, hub id or local directory ({default_model})")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+
+
+def add_dtype_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        choices=list(DTYPES),
+        help="precision of the model's weights (float32); bfloat16 is faster on recent CPUs and GPUs",
+    )
 
 
 def add_optimizer_options(parser: argparse.ArgumentParser, prompt_len: int = 16) -> None:

@@ -9,6 +9,7 @@ from ..apps.distill import DEFAULT_TEXT_MODEL, distill
 from ..errors import HardpromptError
 from ..io import read_lines, write_jsonl
 from .common import (
+    add_dtype_option,
     add_model_options,
     add_negative_options,
     add_optimizer_options,
@@ -25,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("text", nargs="?", default=None, help="the prompt to distill")
     parser.add_argument("--file", default=None, help="prompts to distill, one per line (results as JSONL)")
     add_model_options(parser, DEFAULT_TEXT_MODEL)
+    add_dtype_option(parser)
     add_optimizer_options(parser, prompt_len=8)
     parser.add_argument("--ratio", type=float, default=None, help="prompt length as a fraction of the original")
     add_vocabulary_options(parser)
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if not texts:
         raise HardpromptError(f"no prompts in {args.file}")
     config = optimizer_config(args)
-    encoder = as_encoder(args.model, args.device)
+    encoder = as_encoder(args.model, args.device, args.dtype)
     results = []
     for text in texts:
         result = distill(

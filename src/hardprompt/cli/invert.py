@@ -6,6 +6,7 @@ import argparse
 
 from ..apps.invert import DEFAULT_IMAGE_MODEL, invert
 from .common import (
+    add_dtype_option,
     add_model_options,
     add_negative_options,
     add_optimizer_options,
@@ -21,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("invert", help="learn a prompt for one or several images")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="target image file(s)")
     add_model_options(parser, DEFAULT_IMAGE_MODEL)
+    add_dtype_option(parser)
     add_optimizer_options(parser)
     parser.add_argument("--batch-size", type=int, default=None, help="images per step (default: all)")
     add_vocabulary_options(parser)
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         bank=args.bank,
         ascii_only=args.ascii_only,
         device=args.device,
+        dtype=args.dtype,
     )
     save(result, args.out)
     report(result, args.quiet)

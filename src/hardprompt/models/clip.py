@@ -39,11 +39,10 @@ class CLIPEncoder(TextEncoder):
         self.bos_id = int(tokenizer.bos_token_id)
         self.eos_id = int(tokenizer.eos_token_id)
         self.context_len = int(text_config.max_position_embeddings)
-        self._table = self.model.text_model.embeddings.token_embedding.weight
 
     @property
     def embedding_table(self) -> torch.Tensor:
-        return self._table
+        return self.model.text_model.embeddings.token_embedding.weight
 
     @property
     def max_prompt_len(self) -> int:
@@ -51,9 +50,10 @@ class CLIPEncoder(TextEncoder):
 
     def encode_prompt_embeddings(self, prompt_embeds: torch.Tensor) -> torch.Tensor:
         batch = prompt_embeds.shape[0]
-        bos = self._table[self.bos_id].expand(batch, 1, -1)
-        eos = self._table[self.eos_id].expand(batch, 1, -1)
-        inputs = torch.cat([bos, prompt_embeds.to(self._table.dtype), eos], dim=1)
+        table = self.embedding_table
+        bos = table[self.bos_id].expand(batch, 1, -1)
+        eos = table[self.eos_id].expand(batch, 1, -1)
+        inputs = torch.cat([bos, prompt_embeds.to(table.dtype), eos], dim=1)
         text_model = self.model.text_model
         hidden = text_model.embeddings(inputs_embeds=inputs)
         mask = _causal_mask(hidden.shape[1], hidden.device, hidden.dtype)

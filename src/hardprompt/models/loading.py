@@ -55,6 +55,17 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+#: Precisions a model's weights can be loaded in (`--dtype`).
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_dtype(dtype: str) -> torch.dtype:
+    """The torch dtype named by `dtype` (float32, bfloat16 or float16)."""
+    if dtype not in DTYPES:
+        raise HardpromptError(f"unknown dtype {dtype!r}: use " + ", ".join(DTYPES))
+    return DTYPES[dtype]
+
+
 def _not_available(name: str, error: Exception) -> HardpromptError:
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return HardpromptError(
@@ -80,15 +91,20 @@ def model_location(name: str) -> str:
     return name
 
 
-def load_text_encoder(name: str, device: str = "auto") -> TextEncoder:
+def load_text_encoder(name: str, device: str = "auto", dtype: str = "float32") -> TextEncoder:
     """A `TextEncoder` for `name`: a built-in model (shapes), an embedded alias (minilm), a hub id, or a local dir.
 
     CLIP models get `CLIPEncoder` (text and images); BERT-family models get `SentenceEncoder`.
+    `dtype` is the precision of the weights: bfloat16 halves the bytes read per step (faster on CPUs
+    with bfloat16 units and on GPUs); prompts, features and scores stay float32.
     """
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype)
     if name in CUSTOM_MODELS:
+        if torch_dtype != torch.float32:
+            raise HardpromptError(f"model {name!r} runs in float32 only; drop --dtype {dtype}")
         return CUSTOM_MODELS[name](name, torch_device)
     location = model_location(name)
     try:
@@ -103,7 +119,7 @@ def load_text_encoder(name: str, device: str = "auto") -> TextEncoder:
 
             from .clip import CLIPEncoder
 
-            model = CLIPModel.from_pretrained(location)
+            model = CLIPModel.from_pretrained(location, dtype=torch_dtype)
             try:
                 processor = CLIPImageProcessorPil.from_pretrained(location)
             except OSError:
@@ -112,7 +128,7 @@ def load_text_encoder(name: str, device: str = "auto") -> TextEncoder:
         if model_type in SENTENCE_MODEL_TYPES:
             from .sentence import SentenceEncoder
 
-            model = AutoModel.from_pretrained(location)
+            model = AutoModel.from_pretrained(location, dtype=torch_dtype)
             return SentenceEncoder(model, tokenizer, name=name, device=torch_device)
     except OSError as error:
         raise _not_available(name, error) from None
