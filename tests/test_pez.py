@@ -152,12 +152,12 @@ def test_invert_many_images_with_bank_and_blocklist(tiny_clip, images):
     assert result.history[-1] > result.history[0]
 
 
-@pytest.mark.parametrize("shortlist", [64, 1])
-def test_projection_is_the_exact_float32_nearest_token(minilm, shortlist):
+@pytest.mark.parametrize(("bfloat16_scan", "shortlist"), [(True, 64), (True, 1), (False, 64)])
+def test_projection_is_the_exact_float32_nearest_token(minilm, bfloat16_scan, shortlist):
     """The bfloat16 shortlist never changes the answer, also for rows it cannot certify (shortlist 1)."""
     vocab = build_vocabulary(minilm)
     table = minilm.embedding_table.detach()
-    project = pez.NearestTokenProjection(table, vocab.allowed_ids, shortlist=shortlist)
+    project = pez.NearestTokenProjection(table, vocab.allowed_ids, shortlist, bfloat16_scan=bfloat16_scan)
     generator = torch.Generator().manual_seed(0)
     near_tokens = table[vocab.allowed_ids[:64]] + 0.01 * torch.randn(64, table.shape[1], generator=generator)
     drifted = 30 * torch.randn(64, table.shape[1], generator=generator)  # far from every token, as PEZ drifts

@@ -44,25 +44,40 @@ class NearestTokenProjection:
     """Projects rows of a continuous prompt onto the nearest allowed token (cosine), exactly.
 
     The allowed part of the embedding table is normalized once, here, not at every step. Scanning
-    the whole table in float32 is a large share of a PEZ step (16 rows against ~49k tokens), so the
-    scan runs on a bfloat16 copy (half the bytes, fast matrix units) and only the `shortlist` best
-    tokens per row are re-scored in float32. A token left off a row's shortlist has a coarse score
-    at most the shortlist's last one, so its true cosine is bounded by that score plus the rounding
-    error of bfloat16 (measured per query and per table, not assumed); a row whose best re-scored
-    token does not beat that bound is re-scanned in float32. The result is the float32 argmax.
+    the whole table is a large share of a PEZ step (16 rows against ~49k tokens). Where bfloat16
+    matrix products are fast (a GPU, or a CPU with AVX512-BF16/AMX), the scan runs on a bfloat16
+    copy and only the `shortlist` best tokens per row are re-scored in float32. A token left off a
+    row's shortlist has a coarse score at most the shortlist's last one, so its true cosine is
+    bounded by that score plus the rounding error of bfloat16 (measured per query and per table, not
+    assumed); a row whose best re-scored token does not beat that bound is re-scanned in float32.
+    Elsewhere (AVX2 CPUs, where bfloat16 products are slower than float32) the scan is float32.
+    Either way the result is the float32 argmax.
     """
 
-    def __init__(self, embedding_table: torch.Tensor, allowed_ids: torch.Tensor, shortlist: int = 64) -> None:
+    def __init__(
+        self,
+        embedding_table: torch.Tensor,
+        allowed_ids: torch.Tensor,
+        shortlist: int = 64,
+        bfloat16_scan: bool | None = None,
+    ) -> None:
+        """`bfloat16_scan`: force the bfloat16 shortlist scan on or off (default: where it is fast)."""
         self.allowed_ids = allowed_ids.to(embedding_table.device)
         self.unit_table = F.normalize(embedding_table.detach()[self.allowed_ids].float(), dim=-1)
-        self.coarse_table = self.unit_table.bfloat16()
-        self.table_rounding = (self.unit_table - self.coarse_table.float()).norm(dim=-1).max().item()
         self.shortlist = min(shortlist, len(self.allowed_ids))
+        if bfloat16_scan is None:
+            bfloat16_scan = fast_bfloat16(embedding_table.device)
+        self.coarse_table = self.unit_table.bfloat16() if bfloat16_scan else None
+        if self.coarse_table is not None:
+            self.table_rounding = (self.unit_table - self.coarse_table.float()).norm(dim=-1).max().item()
 
     @torch.no_grad()
     def __call__(self, prompt_embeds: torch.Tensor) -> torch.Tensor:
         """Token ids (restarts, prompt_len) nearest to `prompt_embeds` (restarts, prompt_len, dim)."""
         queries = F.normalize(prompt_embeds.float(), dim=-1).reshape(-1, prompt_embeds.shape[-1])
+        if self.coarse_table is None:
+            nearest = (self.unit_table @ queries.T).argmax(dim=0)
+            return self.allowed_ids[nearest].reshape(prompt_embeds.shape[:-1])
         coarse_queries = queries.bfloat16()
         coarse, shortlist = (coarse_queries @ self.coarse_table.T).topk(self.shortlist, dim=-1)
         shortlist = shortlist.sort(dim=-1).values  # ties go to the lowest index, as in a full argmax
@@ -78,6 +93,13 @@ class NearestTokenProjection:
         if uncertain.any():
             nearest[uncertain] = (queries[uncertain] @ self.unit_table.T).argmax(dim=-1)
         return self.allowed_ids[nearest].reshape(prompt_embeds.shape[:-1])
+
+
+def fast_bfloat16(device: torch.device) -> bool:
+    """Whether bfloat16 matrix products beat float32 ones on `device` (GPU, or AVX512-BF16/AMX CPU)."""
+    if device.type == "cpu":
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
 
 
 def random_allowed_ids(allowed_ids: torch.Tensor, shape: tuple[int, ...], seed: int) -> torch.Tensor:
