@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..objectives.base import Objective
+from ..objectives.base import Evaluation, Objective
 from ..vocab import Vocabulary
 from .result import Result
 from .search import affordable, make_tracker, validate_common
@@ -121,6 +121,32 @@ def continuous_prompt(
     return soft_prompt, torch.optim.AdamW([soft_prompt], lr=config.lr, weight_decay=config.weight_decay)
 
 
+class ProjectedGradientStep:
+    """PEZ's update, one call per step, for `config.restarts` prompt rows optimized together.
+
+    A call draws the objective's minibatch, projects the continuous prompt onto the nearest allowed
+    tokens, evaluates the objective on that hard prompt, and applies the gradient taken at the hard
+    prompt to the continuous one. It returns the hard token ids and their evaluation.
+    """
+
+    def __init__(self, objective: Objective, vocab: Vocabulary, config: PEZConfig) -> None:
+        self.objective = objective
+        self.table = objective.embedding_table.detach()
+        self.project = NearestTokenProjection(self.table, vocab.allowed_ids)
+        self.soft_prompt, self.optimizer = continuous_prompt(self.table, vocab.allowed_ids, config)
+
+    def __call__(self) -> tuple[torch.Tensor, Evaluation]:
+        self.objective.new_step()
+        hard_ids = self.project(self.soft_prompt)
+        hard_prompt = self.table[hard_ids].requires_grad_(True)
+        evaluation = self.objective.evaluate(hard_prompt)
+        (gradient,) = torch.autograd.grad(evaluation.loss.sum(), hard_prompt)
+        self.soft_prompt.grad = gradient.to(self.soft_prompt.dtype)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return hard_ids, evaluation
+
+
 def run(objective: Objective, vocab: Vocabulary, config: PEZConfig | None = None) -> Result:
     """Optimize a hard prompt with PEZ and return the best one by its round-trip score.
 
@@ -131,24 +157,14 @@ def run(objective: Objective, vocab: Vocabulary, config: PEZConfig | None = None
     config = config or PEZConfig()
     config.validate()
     torch.manual_seed(config.seed)
-    table = objective.embedding_table.detach()
-    project = NearestTokenProjection(table, vocab.allowed_ids)
-    soft_prompt, optimizer = continuous_prompt(table, vocab.allowed_ids, config)
-
+    step = ProjectedGradientStep(objective, vocab, config)
     tracker = make_tracker(vocab, config, "pez")
     try:
         for _ in tracker.steps():
             if affordable(tracker, config.restarts) < config.restarts:
                 break
-            objective.new_step()
-            hard_ids = project(soft_prompt)
-            hard_prompt = table[hard_ids].requires_grad_(True)
-            evaluation = objective.evaluate(hard_prompt)
+            hard_ids, evaluation = step()
             tracker.count_forward_passes(config.restarts)
-            (gradient,) = torch.autograd.grad(evaluation.loss.sum(), hard_prompt)
-            soft_prompt.grad = gradient.to(soft_prompt.dtype)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
             tracker.record(hard_ids, evaluation.score)
     except KeyboardInterrupt:
         tracker.interrupted = True

@@ -1,7 +1,7 @@
 """Measuring image → prompt in the shapes world: many scenes inverted at once, and word recovery.
 
-`invert_each` runs PEZ (the same projection, initialization, AdamW update and round-trip choice as
-`hardprompt.optim.pez.run`) on many independent targets in one batched pass: restart i is optimized
+`invert_each` runs PEZ (`hardprompt.optim.pez.ProjectedGradientStep` and the same round-trip choice
+as `hardprompt.optim.pez.run`) on many independent targets in one batched pass: restart i is optimized
 against image i only. It serves the tests and the benchmark, where 20 separate runs would cost
 about 5× more on a CPU.
 """
@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import replace
 
 import torch
 
 from ..models.base import TextEncoder
 from ..objectives import Evaluation, FeatureSimilarity
 from ..optim.candidates import CandidatePool, RoundTrip, best_round_trip
-from ..optim.pez import NearestTokenProjection, PEZConfig, random_allowed_ids
+from ..optim.pez import PEZConfig, ProjectedGradientStep
 from ..vocab import Vocabulary
 from .render import Scene, random_scene
 
@@ -58,20 +59,10 @@ def invert_each(objective: PairedSimilarity, vocab: Vocabulary, config: PEZConfi
     config.validate()
     torch.manual_seed(config.seed)
     rows = len(objective.targets)
-    table = objective.embedding_table.detach()
-    project = NearestTokenProjection(table, vocab.allowed_ids)
-    init_ids = random_allowed_ids(vocab.allowed_ids, (rows, config.prompt_len), config.seed)
-    soft_prompt = table[init_ids.to(table.device)].clone().float().requires_grad_(True)
-    optimizer = torch.optim.AdamW([soft_prompt], lr=config.lr, weight_decay=config.weight_decay)
+    step = ProjectedGradientStep(objective, vocab, replace(config, restarts=rows))
     pools = [CandidatePool(config.candidates) for _ in range(rows)]
     for _ in range(config.steps):
-        hard_ids = project(soft_prompt)
-        hard_prompt = table[hard_ids].requires_grad_(True)
-        evaluation = objective.evaluate(hard_prompt)
-        (gradient,) = torch.autograd.grad(evaluation.loss.sum(), hard_prompt)
-        soft_prompt.grad = gradient.to(soft_prompt.dtype)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        hard_ids, evaluation = step()
         for pool, ids, score in zip(pools, hard_ids.cpu(), evaluation.score.cpu(), strict=True):
             pool.offer(ids.unsqueeze(0), score.unsqueeze(0))
     return [best_round_trip(pool, objective.row(i), vocab) for i, pool in enumerate(pools)]
