@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..generation import DEFAULT_PIPELINE, GenerationConfig, compose_prompt, contact_sheet, load_generator
+from ..generation import (
+    BUILT_IN_GENERATORS,
+    DEFAULT_PIPELINE,
+    GenerationConfig,
+    compose_prompt,
+    contact_sheet,
+    load_generator,
+)
 from ..io import atomic_save_image, load_image, write_json
 
 
@@ -76,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     text = compose_prompt(args.prompt, args.template, args.concat)
     config = generation_config(args)
     target = load_image(args.target) if args.target else None
-    quiet_diffusers()
+    if args.model not in BUILT_IN_GENERATORS:
+        quiet_diffusers()
     generator = load_generator(args.model, device=args.device, progress=not args.quiet)
     images = generator.generate(text, config)
     files = []

@@ -7,7 +7,7 @@ import sys
 
 from ..apps.reproduce import PAPER_OPTIMIZER, reproduce
 from ..apps.score import DEFAULT_SCORER
-from ..generation import DEFAULT_PIPELINE
+from ..generation import BUILT_IN_GENERATORS, DEFAULT_PIPELINE
 from .common import add_model_options, add_optimizer_options, add_vocabulary_options, optimizer_config
 from .generate import add_generation_options, generation_config, quiet_diffusers
 
@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    quiet_diffusers()
+    if args.generator not in BUILT_IN_GENERATORS:
+        quiet_diffusers()
     summary = reproduce(
         args.source,
         args.out,
