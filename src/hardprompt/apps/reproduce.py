@@ -1,7 +1,8 @@
 """The paper's Table 1 harness: target images → learned prompts → generated images → reference scores.
 
 For each target image: a PEZ prompt (optimized with one CLIP), a phrase-bank baseline prompt ranked
-by the same CLIP, and the image's caption when one is given; each prompt generates images with the
+by the same CLIP, the image's caption when one is given, and optionally a floor of random allowed
+tokens as long as the learned prompt; each prompt generates images with the
 same seeds, and a reference CLIP (not used to optimize) scores them against the target. Each finished
 image leaves a record file, so a rerun skips it; the summary table is rewritten after every image.
 """
@@ -20,23 +21,28 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..errors import HardpromptError
-from ..generation import GenerationConfig, ImageGenerator, TextToImage, contact_sheet, stack_sheets
+from ..generation import GenerationConfig, TextToImage, contact_sheet, load_generator, stack_sheets
 from ..io import atomic_save_image, atomic_write_text, image_files, load_image, read_lines, write_json
 from ..models import TextEncoder
-from ..optim.pez import PEZConfig
+from ..optim.pez import PEZConfig, random_allowed_ids
 from ..optim.registry import MethodConfig, method_of
+from ..vocab import Vocabulary
 from .bank import PhraseBank
-from .common import as_encoder, describe
+from .common import as_encoder, build_vocabulary, describe
 from .invert import invert
 from .score import load_scorer, reference_score
 
 #: The paper's optimizer for Table 1: OpenCLIP ViT-H/14, the text encoder of Stable Diffusion 2.
 PAPER_OPTIMIZER = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
 
+RANDOM_TOKENS = "random-tokens"
+"""The floor row: random allowed tokens, as many as the learned prompt has."""
+
 METHOD_LABELS = {
     "pez": "PEZ",
     "bank": "bank baseline (CLIP Interrogator without BLIP)",
     "caption": "caption",
+    RANDOM_TOKENS: "random tokens (floor)",
 }
 
 
@@ -81,6 +87,11 @@ def read_items(source: str | Path) -> list[Item]:
     if not items:
         raise HardpromptError(f"no images in {source}")
     return items
+
+
+def random_prompt(vocab: Vocabulary, length: int, seed: int) -> str:
+    """The text of `length` (at least 1) allowed tokens drawn at random from `seed`: the floor row."""
+    return vocab.decode(random_allowed_ids(vocab.allowed_ids, (1, max(1, length)), seed)[0].tolist())
 
 
 def _spread(values: list[float]) -> tuple[float, float]:
@@ -182,6 +193,7 @@ def reproduce(
     *,
     baseline_banks: Sequence[str | Path] = (),
     baseline_phrases: int = 4,
+    random_baseline: bool = False,
     blocklist: Sequence[str] = (),
     bank: str | Path | None = None,
     ascii_only: bool = False,
@@ -191,7 +203,8 @@ def reproduce(
 ) -> dict[str, Any]:
     """Run (or resume) the Table 1 evaluation over the images of `source`, writing into `out`.
 
-    `generator` is a diffusers pipeline (hub id or folder) or any `TextToImage`.
+    `generator` is a name for `load_generator` ("shapes", a diffusers hub id or folder) or any `TextToImage`.
+    `random_baseline` adds the floor row: random allowed tokens (seed `config.seed` + the image's index).
     Returns the summary (also in out/summary.json and out/summary.md) with `processed` (images
     finished by this call), `skipped` (finished before) and `interrupted`.
     """
@@ -218,7 +231,7 @@ def reproduce(
         "optimizer_config": {k: v for k, v in asdict(config).items() if k != "progress"},
         "vocabulary": {"blocklist": list(blocklist), "bank": describe(bank), "ascii_only": ascii_only},
         "generation": generation.to_dict(),
-        "baseline": {"banks": [str(p) for p in baseline_banks], "phrases": baseline_phrases},
+        "baseline": {"banks": [str(p) for p in baseline_banks], "phrases": baseline_phrases, "random": random_baseline},
         "items": [[item.key, str(item.image), item.caption] for item in items],
     }
     harness = Harness(out, settings)
@@ -228,8 +241,10 @@ def reproduce(
     if not pending:
         return {**summary, "processed": 0, "skipped": len(todo), "interrupted": False}
     if isinstance(generator, str):
-        generator = ImageGenerator(generator, device=device, progress=False)
+        generator = load_generator(generator, device=device, progress=False)
     baseline = PhraseBank(optimizer, bank_phrases, progress=progress) if bank_phrases else None
+    vocab = build_vocabulary(optimizer, blocklist, bank, ascii_only) if random_baseline else None
+    index_of = {item.key: index for index, item in enumerate(items)}
 
     processed = 0
     interrupted = False
@@ -248,9 +263,14 @@ def reproduce(
         if baseline is not None:
             found = baseline.prompt_for(target_features, max_phrases=baseline_phrases)
             methods["bank"] = {"prompt": found.prompt, "optimizer_score": found.score}
+        texts: dict[str, str] = {}
         if item.caption is not None:
-            caption_score = float((optimizer.encode_texts([item.caption]) @ target_features.T).mean())
-            methods["caption"] = {"prompt": item.caption, "optimizer_score": caption_score}
+            texts["caption"] = item.caption
+        if vocab is not None:
+            texts[RANDOM_TOKENS] = random_prompt(vocab, len(learned.token_ids), config.seed + index_of[item.key])
+        for method, text in texts.items():
+            text_score = float((optimizer.encode_texts([text]) @ target_features.T).mean())
+            methods[method] = {"prompt": text, "optimizer_score": text_score}
         sheets = []
         for method, entry in methods.items():
             images = generator.generate(entry["prompt"], generation)
@@ -270,7 +290,7 @@ def reproduce(
             "caption": item.caption,
             "methods": methods,
             "optimization": {
-                "method": method,
+                "method": learned_method,
                 "steps": learned.steps,
                 "seconds": learned.seconds,
                 "token_ids": learned.token_ids,

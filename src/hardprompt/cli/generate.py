@@ -1,18 +1,25 @@
-"""`hardprompt generate "PROMPT"`: prompt → images with Stable Diffusion (diffusers), and a contact sheet."""
+"""`hardprompt generate "PROMPT"`: prompt → images (Stable Diffusion, or the shapes world), and a contact sheet."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from ..generation import DEFAULT_PIPELINE, GenerationConfig, ImageGenerator, compose_prompt, contact_sheet
+from ..generation import (
+    BUILT_IN_GENERATORS,
+    DEFAULT_PIPELINE,
+    GenerationConfig,
+    compose_prompt,
+    contact_sheet,
+    load_generator,
+)
 from ..io import atomic_save_image, load_image, write_json
 
 
 def add_generation_options(parser: argparse.ArgumentParser, steps_flag: str = "--steps") -> None:
     """Options of GenerationConfig; `steps_flag` names the denoising-steps option."""
     defaults = GenerationConfig()
-    group = parser.add_argument_group("generation (diffusers)")
+    group = parser.add_argument_group("generation")
     group.add_argument("--n", type=int, default=defaults.n, help=f"images per prompt ({defaults.n})")
     group.add_argument(
         steps_flag, dest="gen_steps", type=int, default=defaults.steps, help=f"denoising steps ({defaults.steps})"
@@ -55,10 +62,12 @@ def generation_config(args: argparse.Namespace) -> GenerationConfig:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("generate", help="generate images from a prompt (needs diffusers)")
+    parser = subparsers.add_parser("generate", help="generate images from a prompt (diffusers, or the shapes world)")
     parser.add_argument("prompt", help="the prompt, e.g. one learned by `hardprompt invert`")
     parser.add_argument(
-        "--model", default=DEFAULT_PIPELINE, help=f"diffusers pipeline: hub id or local directory ({DEFAULT_PIPELINE})"
+        "--model",
+        default=DEFAULT_PIPELINE,
+        help=f"diffusers pipeline (hub id or local directory), or shapes for the shapes world ({DEFAULT_PIPELINE})",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto; fp16 on GPU)")
     parser.add_argument("--template", default=None, help='put the prompt into a template: "a tiger in the style of {}"')
@@ -74,8 +83,9 @@ def run(args: argparse.Namespace) -> int:
     text = compose_prompt(args.prompt, args.template, args.concat)
     config = generation_config(args)
     target = load_image(args.target) if args.target else None
-    quiet_diffusers()
-    generator = ImageGenerator(args.model, device=args.device, progress=not args.quiet)
+    if args.model not in BUILT_IN_GENERATORS:
+        quiet_diffusers()
+    generator = load_generator(args.model, device=args.device, progress=not args.quiet)
     images = generator.generate(text, config)
     files = []
     for index, image in enumerate(images):

@@ -7,7 +7,7 @@ import sys
 
 from ..apps.reproduce import PAPER_OPTIMIZER, reproduce
 from ..apps.score import DEFAULT_SCORER
-from ..generation import DEFAULT_PIPELINE
+from ..generation import BUILT_IN_GENERATORS, DEFAULT_PIPELINE
 from .common import add_model_options, add_optimizer_options, add_vocabulary_options, optimizer_config
 from .generate import add_generation_options, generation_config, quiet_diffusers
 
@@ -19,8 +19,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("source", help='image folder, or JSONL of {"image": PATH, "caption": TEXT}')
     parser.add_argument("--out", required=True, help="output folder; rerunning with it skips finished images")
     add_model_options(parser, PAPER_OPTIMIZER)
-    parser.add_argument("--generator", default=DEFAULT_PIPELINE, help=f"diffusers pipeline ({DEFAULT_PIPELINE})")
-    parser.add_argument("--scorer", default=DEFAULT_SCORER, help=f"reference CLIP ({DEFAULT_SCORER})")
+    parser.add_argument(
+        "--generator", default=DEFAULT_PIPELINE, help=f"diffusers pipeline, or shapes ({DEFAULT_PIPELINE})"
+    )
+    parser.add_argument(
+        "--scorer", default=DEFAULT_SCORER, help=f"reference CLIP, or shapes-reference ({DEFAULT_SCORER})"
+    )
     parser.add_argument(
         "--baseline-bank",
         action="append",
@@ -29,6 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="phrase file for the bank baseline (repeatable; none: no baseline)",
     )
     parser.add_argument("--baseline-phrases", type=int, default=4, help="most phrases in a baseline prompt (4)")
+    parser.add_argument(
+        "--random-baseline",
+        action="store_true",
+        help="add a floor: random allowed tokens, as many as the learned prompt has",
+    )
     parser.add_argument("--limit", type=int, default=None, help="only the first N images")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_optimizer_options(parser)  # per image
@@ -38,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    quiet_diffusers()
+    if args.generator not in BUILT_IN_GENERATORS:
+        quiet_diffusers()
     summary = reproduce(
         args.source,
         args.out,
@@ -49,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         generation=generation_config(args),
         baseline_banks=args.baseline_bank,
         baseline_phrases=args.baseline_phrases,
+        random_baseline=args.random_baseline,
         blocklist=args.blocklist,
         bank=args.bank,
         ascii_only=args.ascii_only,

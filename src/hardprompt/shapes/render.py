@@ -35,7 +35,7 @@ IMAGE_SIZE = 64
 _SUPERSAMPLE = 4
 _CENTERS = {"left": (0.24, 0.5), "right": (0.76, 0.5), "top": (0.5, 0.24), "bottom": (0.5, 0.76), "center": (0.5, 0.5)}
 _RADII = {"small": 0.09, "medium": 0.14, "large": 0.19}
-_POSITION_PHRASES = {
+POSITION_PHRASES = {
     "left": "on the left",
     "right": "on the right",
     "top": "at the top",
@@ -94,7 +94,7 @@ def caption(scene: Scene) -> str:
         size = "" if obj.size == "medium" else f"{obj.size} "
         words = f"{size}{obj.color} {obj.shape}"
         article = "an" if words[0] in "aeiou" else "a"
-        phrases.append(f"{article} {words} {_POSITION_PHRASES[obj.position]}")
+        phrases.append(f"{article} {words} {POSITION_PHRASES[obj.position]}")
     return f"{' and '.join(phrases)}, {scene.style} style, on a {scene.background} background"
 
 
