@@ -145,6 +145,9 @@ def test_score_cli(tiny_clip_dir, images, tmp_path, capsys):
     empty.mkdir()
     assert main(["score", str(images[0]), "--generated", str(empty), "--scorer", str(tiny_clip_dir)]) == 2
     assert "no images in" in capsys.readouterr().err
+    missing = ["score", str(tmp_path / "missing.png"), "--generated", str(folder), "--scorer", "nobody/no-such-clip"]
+    assert main(missing) == 2, "input is checked before the scorer is loaded"
+    assert capsys.readouterr().err.strip() == f"hardprompt: error: image not found: {tmp_path / 'missing.png'}"
 
 
 def test_bank_baseline_greedy(tiny_clip):

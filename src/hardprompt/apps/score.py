@@ -64,8 +64,10 @@ def expand_image_paths(values: Sequence[str | Path]) -> list[Path]:
             if not found:
                 raise HardpromptError(f"no images in {path}")
             paths.extend(found)
-        elif path.is_file() or looks_like_image_path(str(path)):
+        elif path.is_file():
             paths.append(path)
+        elif looks_like_image_path(str(path)):
+            raise HardpromptError(f"image not found: {path}")
         else:
             raise HardpromptError(f"not an image file or folder: {path}")
     return paths

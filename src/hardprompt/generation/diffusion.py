@@ -104,7 +104,7 @@ class ImageGenerator:
                 raise HardpromptError(f"{model} is not a diffusers pipeline folder ({first_line})") from None
             raise HardpromptError(
                 f"diffusion model {model!r} is not available ({first_line}); download it on a machine with "
-                f"internet (`hf download {model} --local-dir DIR`) and pass --model DIR"
+                f"internet (`hf download {model} --local-dir DIR`) and pass DIR instead"
             ) from None
         self.pipeline = pipeline.to(self.device)
         self.pipeline.set_progress_bar_config(disable=None if progress else True, leave=False)

@@ -70,7 +70,7 @@ def _not_available(name: str, error: Exception) -> HardpromptError:
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return HardpromptError(
         f"model {name!r} is not available offline ({first_line[:160]}); download it on a machine with "
-        f"internet (`hf download {name} --local-dir DIR`) and pass --model DIR"
+        f"internet (`hf download {name} --local-dir DIR`) and pass DIR instead"
     )
 
 
