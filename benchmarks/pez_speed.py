@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from hardprompt import PEZConfig, load_text_encoder
 from hardprompt.apps.common import build_vocabulary
 from hardprompt.models.clip import CLIPEncoder
+from hardprompt.models.loading import resolve_device
 from hardprompt.objectives import FeatureSimilarity
 from hardprompt.optim.pez import NearestTokenProjection, random_allowed_ids
 
@@ -40,7 +41,7 @@ ARCHITECTURES = {
 }
 
 
-def random_clip(arch: str, folder: Path) -> CLIPEncoder:
+def random_clip(arch: str, folder: Path, device: torch.device) -> CLIPEncoder:
     """A CLIP text tower of the given architecture with random weights and the real CLIP vocabulary."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from tiny_models import write_clip_tokenizer_files
@@ -54,7 +55,7 @@ def random_clip(arch: str, folder: Path) -> CLIPEncoder:
     vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32)
     torch.manual_seed(0)
     model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection))
-    return CLIPEncoder(model, tokenizer, None, name=f"random-{arch}", device=torch.device("cpu"))
+    return CLIPEncoder(model, tokenizer, None, name=f"random-{arch}", device=device)
 
 
 class ReferenceLoop:
@@ -66,12 +67,12 @@ class ReferenceLoop:
         self.table = encoder.embedding_table.detach()
         batch, length = init_ids.shape
         # dummy ids: BOS, -1 placeholders for the prompt, EOS, then padding to 77 (the reference's layout)
-        dummy = torch.full((batch, encoder.context_len), encoder.eos_id, dtype=torch.long)
+        dummy = torch.full((batch, encoder.context_len), encoder.eos_id, dtype=torch.long, device=encoder.device)
         dummy[:, 0] = encoder.bos_id
         dummy[:, 1 : length + 1] = -1
         self.dummy_ids = dummy
         self.dummy_embeds = self.table[dummy.clamp(min=0)]
-        self.eos_position = torch.full((batch,), length + 1)
+        self.eos_position = torch.full((batch,), length + 1, device=encoder.device)
         self.prompt = self.table[init_ids].float().requires_grad_(True)
         self.optimizer = torch.optim.AdamW([self.prompt], lr=lr, weight_decay=wd)
         self.best = -float("inf")
@@ -81,10 +82,10 @@ class ReferenceLoop:
         padded[self.dummy_ids == -1] = prompt_embeds.reshape(-1, prompt_embeds.shape[-1]).to(padded.dtype)
         text_model = self.encoder.model.text_model
         hidden = text_model.embeddings(inputs_embeds=padded)
-        mask = torch.full((77, 77), torch.finfo(hidden.dtype).min).triu(1)[None, None]
+        mask = torch.full((77, 77), torch.finfo(hidden.dtype).min, device=hidden.device).triu(1)[None, None]
         hidden = text_model.final_layer_norm(text_model.encoder(inputs_embeds=hidden, attention_mask=mask)[0])
         pooled = hidden[torch.arange(len(hidden)), self.eos_position]
-        return F.normalize(self.encoder.model.text_projection(pooled), dim=-1)
+        return F.normalize(self.encoder.model.text_projection(pooled).float(), dim=-1)
 
     def step(self) -> None:
         with torch.no_grad():  # nn_project: the whole table normalized at every call
@@ -121,7 +122,7 @@ class OurLoop:
         self.prompt.grad = gradient.float()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        self.best = max(self.best, evaluation.score.max().item())
+        self.best = max(self.best, evaluation.score.max().item())  # .item() synchronizes a GPU
 
 
 def seconds_per_step(loops: dict[str, object], steps: int, block: int = 5) -> dict[str, float]:
@@ -146,20 +147,22 @@ def main() -> None:
     parser.add_argument("--restarts", type=int, default=1)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="hardprompt's model precision")
     parser.add_argument("--reference-dtype", choices=sorted(DTYPES), default="float32")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as folder:
-        encoder = load_text_encoder(args.model, "cpu") if args.model else random_clip(args.arch, Path(folder))
+        device = resolve_device(args.device)
+        encoder = load_text_encoder(args.model, device) if args.model else random_clip(args.arch, Path(folder), device)
         vocab = build_vocabulary(encoder)
         targets = encoder.encode_texts(["a watercolor painting of a lighthouse on a cliff at sunset"])
         reference_encoder = copy.copy(encoder)
         reference_encoder.model = copy.deepcopy(encoder.model).to(DTYPES[args.reference_dtype])
         encoder.model.to(DTYPES[args.dtype])  # parameters convert in place: the encoder's table follows
         config = PEZConfig(prompt_len=args.prompt_len, restarts=args.restarts)
-        init_ids = random_allowed_ids(vocab.allowed_ids, (args.restarts, args.prompt_len), seed=0)
+        init_ids = random_allowed_ids(vocab.allowed_ids, (args.restarts, args.prompt_len), seed=0).to(device)
         loops = {
             "hardprompt": OurLoop(FeatureSimilarity(encoder, targets), vocab.allowed_ids, init_ids, config.lr, 0.1),
             "reference": ReferenceLoop(reference_encoder, targets, init_ids, config.lr, 0.1),
@@ -172,6 +175,7 @@ def main() -> None:
                 "prompt_len": args.prompt_len,
                 "restarts": args.restarts,
                 "steps": args.steps,
+                "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                 "threads": torch.get_num_threads(),
                 "dtype": {"hardprompt": args.dtype, "reference": args.reference_dtype},
                 "seconds_per_step": {k: round(v, 5) for k, v in timing.items()},

@@ -1,0 +1,45 @@
+"""The CUDA paths; skipped where no GPU is present (CI), run on a lent GPU machine."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import hardprompt
+from hardprompt import PEZConfig
+from hardprompt.apps.common import build_vocabulary
+from hardprompt.generation import GenerationConfig, ImageGenerator
+from hardprompt.optim.pez import NearestTokenProjection
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+
+
+def test_cuda_projection_is_the_exact_float32_nearest_token(minilm):
+    table = minilm.embedding_table.detach().cuda()
+    allowed = build_vocabulary(minilm).allowed_ids
+    project = NearestTokenProjection(table, allowed)
+    assert project.coarse_table is not None, "a GPU takes the bfloat16 shortlist path"
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    anchors = table[allowed.cuda()[:2048]]
+    for scale in (0.001, 0.1, 30.0):  # next to a token, in between, drifted far away
+        queries = anchors + scale * table.std() * torch.randn(anchors.shape, device="cuda", generator=generator)
+        unit_table = F.normalize(table[allowed.cuda()], dim=-1)
+        expected = allowed.cuda()[(F.normalize(queries, dim=-1) @ unit_table.T).argmax(dim=-1)]
+        assert torch.equal(project(queries.view(128, 16, -1)).flatten(), expected)
+
+
+def test_cuda_distillation_matches_the_cpu(tiny_clip_dir):
+    text = "a photo of a red cat on a sofa"
+    config = PEZConfig(prompt_len=4, steps=60, progress=False)
+    cpu = hardprompt.distill(text, model=str(tiny_clip_dir), device="cpu", config=config)
+    gpu = hardprompt.distill(text, model=str(tiny_clip_dir), device="cuda", config=config)
+    assert gpu.score == pytest.approx(cpu.score, abs=0.02)
+    half = hardprompt.distill(text, model=str(tiny_clip_dir), device="cuda", dtype="bfloat16", config=config)
+    assert half.score > cpu.history[0]
+
+
+def test_cuda_generation_runs_in_half_precision(tiny_sd_dir):
+    generator = ImageGenerator(str(tiny_sd_dir), device="auto", progress=False)
+    assert generator.pipeline.unet.dtype == torch.float16
+    images = generator.generate("a red circle", GenerationConfig(n=2, steps=2, seed=0))
+    assert len(images) == 2 and not np.array_equal(np.asarray(images[0]), np.asarray(images[1]))
