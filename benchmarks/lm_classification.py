@@ -76,6 +76,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=None, help="steps per run (default: 100 epochs)")
     parser.add_argument("--prompt-len", type=int, default=10)
     parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--optimizer", default=None, help="adamw or adafactor (pez, soft; default adamw)")
     parser.add_argument("--holdout-every", type=int, default=5)
     parser.add_argument("--valid-limit", type=int, default=None, help="fixed random validation subset")
     parser.add_argument("--jsonl", default=None, help="append each setting's full report here")
@@ -106,7 +107,11 @@ def main() -> int:
                     holdout_every=args.holdout_every,
                     seeds=args.seeds,
                     progress=False,
-                    method_options={"lr": args.lr} if args.lr is not None else {},
+                    method_options={
+                        name: value
+                        for name, value in (("lr", args.lr), ("optimizer", args.optimizer))
+                        if value is not None and (name != "optimizer" or method in ("pez", "soft"))
+                    },
                 )
                 report = tune(lm, train, valid, task, settings)
                 rows = report["seeds"]

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from conftest import SHARED_DATA
 from tiny_lm import save_tiny_causal_lm
+from transformers.optimization import Adafactor
 
 from hardprompt.apps.tune import TuneSettings, evaluate_prompt, tune
 from hardprompt.cli import main
@@ -17,10 +18,11 @@ from hardprompt.data import Example, few_shot, load_examples
 from hardprompt.errors import HardpromptError
 from hardprompt.models.causal_lm import load_causal_lm
 from hardprompt.objectives.checkpoints import HoldoutCheckpoints
-from hardprompt.objectives.classification import LMClassification, TaskFormat, parse_verbalizer
+from hardprompt.objectives.classification import LMClassification, TaskFormat, length_groups, parse_verbalizer
 from hardprompt.objectives.target_string import LMTargetString
-from hardprompt.optim import pez
-from hardprompt.optim.pez import PEZConfig
+from hardprompt.optim import pez, soft
+from hardprompt.optim.pez import PEZConfig, continuous_prompt
+from hardprompt.optim.soft import SoftConfig
 from hardprompt.vocab import Vocabulary
 
 TASK = TaskFormat("{input} It was {mask}", {"0": "bad", "1": "good"})
@@ -145,6 +147,16 @@ def test_minibatches_cover_an_epoch_and_are_seeded(llama):
     assert first == batches(0)
 
 
+def test_length_groups_cover_every_sequence_once_within_the_bounds():
+    lengths = torch.tensor([5, 40, 6, 41, 5, 90, 7, 39, 6])
+    groups = length_groups(lengths, max_rows=3)
+    assert sorted(torch.cat(groups).tolist()) == list(range(len(lengths)))
+    for group in groups:
+        assert len(group) <= 3
+        assert len(group) * lengths[group].max() <= 1.25 * lengths[group].sum()
+    assert len(groups) == 4  # [5, 5, 6], [6, 7], [39, 40, 41], [90]
+
+
 def test_chunked_candidate_scoring_equals_one_batch(llama):
     prompts = llama.embed(torch.randint(5, 300, (5, 3), generator=torch.Generator().manual_seed(0)))
     whole = LMClassification(llama, TASK, EXAMPLES, max_rows=1000)
@@ -204,6 +216,29 @@ def test_pez_lowers_the_target_nll(llama):
     result = pez.run(objective, vocab, PEZConfig(prompt_len=4, steps=40, lr=0.3, seed=0, progress=False))
     assert result.history[-1] > result.history[0]
     assert result.score == pytest.approx(objective.score_token_ids(vocab.encode(result.prompt)))
+
+
+def test_adafactor_lowers_the_loss_and_is_recorded(llama):
+    objective = LMTargetString(llama, " good good good")
+    vocab = Vocabulary(llama.tokenizer, len(llama.embedding_table), llama.tokenize)
+    config = SoftConfig(prompt_len=4, steps=30, lr=0.1, seed=0, progress=False, optimizer="adafactor")
+    start, optimizer = continuous_prompt(objective.embedding_table.detach(), vocab.allowed_ids, config)
+    assert isinstance(optimizer, Adafactor) and optimizer.param_groups[0]["lr"] == 0.1
+    with torch.no_grad():
+        start_loss = objective.evaluate(start).loss.item()
+    result = soft.run(objective, vocab, config)
+    assert -result.score < start_loss - 0.1 and result.config["optimizer"] == "adafactor"
+    config = PEZConfig(prompt_len=4, steps=40, lr=0.3, seed=0, progress=False, optimizer="adafactor")
+    result = pez.run(objective, vocab, config)
+    assert result.history[-1] > result.history[0] and result.config["optimizer"] == "adafactor"
+
+
+def test_unknown_optimizer_is_an_error(llama):
+    objective = LMTargetString(llama, " good")
+    vocab = Vocabulary(llama.tokenizer, len(llama.embedding_table), llama.tokenize)
+    for run, config in ((pez.run, PEZConfig(optimizer="sgd")), (soft.run, SoftConfig(optimizer="sgd"))):
+        with pytest.raises(HardpromptError, match="unknown optimizer 'sgd'; choose from adamw, adafactor"):
+            run(objective, vocab, config)
 
 
 def test_target_string_errors(llama):
@@ -316,6 +351,23 @@ def test_cli_tune_and_evaluate_prompt(llama_dir, tmp_path, capsys):
     assert main(["evaluate-prompt", prompt, *common]) == 0
     transfer = json.loads(capsys.readouterr().out)
     assert transfer["accuracy"] == pytest.approx(report["seeds"][0]["valid_accuracy"])
+
+
+def test_cli_tune_records_the_optimizer(llama_dir, tmp_path, capsys):
+    data = write_tsv(tmp_path / "data.tsv", EXAMPLES)
+    out = tmp_path / "run.json"
+    argv = ["tune", "--model", str(llama_dir), "--train", str(data), "--valid", str(data), "--text-column", "sentence"]
+    argv += ["--verbalizer", "0:bad,1:good", "--prompt-len", "3", "--shots", "1", "--steps", "2", "--quiet"]
+    assert main([*argv, "--method", "soft", "--optimizer", "adafactor", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["settings"]["method_options"] == {"optimizer": "adafactor"}
+    capsys.readouterr()
+    for change, message in (
+        (["--optimizer", "sgd"], "unknown optimizer 'sgd'"),
+        (["--method", "autoprompt-sgd", "--optimizer", "adafactor"], "has no setting(s): optimizer"),
+    ):
+        assert main([*argv, *change]) == 2
+        error = capsys.readouterr().err
+        assert message in error and error.count("\n") == 1
 
 
 @pytest.mark.parametrize(

@@ -71,6 +71,25 @@ class TaskFormat:
                 )
 
 
+def length_groups(lengths: torch.Tensor, max_rows: int, slack: float = 1.25) -> list[torch.Tensor]:
+    """Indices of sequences grouped by length: at most `max_rows` each, padded tokens ≤ `slack` × real tokens.
+
+    Sequences are taken shortest first; a group closes when the next one would break either bound.
+    """
+    groups: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for index in lengths.argsort(stable=True).tolist():
+        length = int(lengths[index])
+        if current and (len(current) >= max_rows or (len(current) + 1) * length > slack * (total + length)):
+            groups.append(current)
+            current, total = [], 0
+        current.append(index)
+        total += length
+    groups.append(current)
+    return [torch.tensor(group, dtype=torch.long) for group in groups]
+
+
 class LMClassification:
     """loss = γ·fluency + (1 − γ)·cross-entropy over the verbalizer logits; see the module docstring.
 
@@ -111,8 +130,7 @@ class LMClassification:
         self.word_ids = self._first_tokens(task)
         self._nearest = NearestTokens(lm.embedding_table)
         self._generator = torch.Generator().manual_seed(seed)
-        train_ids, self._train_lengths = self._tokenize(train, after_prompt=True)
-        self._train_embeds = lm.embed(train_ids).detach()
+        self._train_ids, self._train_lengths = self._tokenize(train, after_prompt=True)
         self._train_labels = self._label_ids(train)
         self._order = torch.empty(0, dtype=torch.long)
         self._batch = torch.arange(min(batch_size, len(train)))
@@ -150,14 +168,28 @@ class LMClassification:
             self._order = torch.cat([self._order, torch.randperm(count, generator=self._generator)])
         self._batch, self._order = self._order[: self.batch_size], self._order[self.batch_size :]
 
-    def _class_logits(self, prompt_embeds: torch.Tensor, tails: torch.Tensor, lengths: torch.Tensor):
-        """Verbalizer logits (B, N, C) and the hidden states (B, S, dim) of each prompt's first sequence."""
-        lengths = lengths.to(tails.device)
-        tails = tails[:, : int(lengths.max())]
-        hidden = prompted_hidden_states(self.lm, self._head, prompt_embeds, tails)
-        mask_positions = len(self.head_ids) + prompt_embeds.shape[1] + lengths - 1
-        selected = hidden[:, torch.arange(len(lengths), device=hidden.device), mask_positions]
-        return self.lm.logits(selected, self.word_ids), hidden[:, 0]
+    def _class_logits(self, prompt_embeds: torch.Tensor, tail_ids: torch.Tensor, lengths: torch.Tensor):
+        """Verbalizer logits (B, N, C) and the hidden states (B, S, dim) of one sequence per prompt.
+
+        The N inputs (token ids right-padded, and their lengths) go through the model in groups of
+        similar length (`length_groups`), each padded only to its own longest member; the logits
+        come back in the inputs' order. The prompt positions are the same in every sequence.
+        """
+        prefix = len(self.head_ids) + prompt_embeds.shape[1]
+        rows = max(1, self.max_rows // len(prompt_embeds))
+        groups = length_groups(lengths + prefix, rows)
+        parts, first_hidden = [], None
+        for group in groups:
+            group_lengths = lengths[group]
+            tails = self.lm.embed(tail_ids[group, : int(group_lengths.max())])
+            hidden = prompted_hidden_states(self.lm, self._head, prompt_embeds, tails)
+            mask_positions = (prefix + group_lengths - 1).to(hidden.device)
+            selected = hidden[:, torch.arange(len(group), device=hidden.device), mask_positions]
+            parts.append(self.lm.logits(selected, self.word_ids))
+            if first_hidden is None:
+                first_hidden = hidden[:, 0]
+        inverse = torch.cat(groups).argsort().to(parts[0].device)
+        return torch.cat(parts, dim=1)[:, inverse], first_hidden
 
     def evaluate(self, prompt_embeds: torch.Tensor) -> Evaluation:
         """Loss and score (−loss) on this step's minibatch, per prompt row.
@@ -165,16 +197,15 @@ class LMClassification:
         Without gradients (candidate scoring), prompt rows go through the model in chunks of
         at most `max_rows` sequences.
         """
-        if torch.is_grad_enabled() or len(prompt_embeds) * len(self._batch) <= self.max_rows:
-            return self._evaluate(prompt_embeds)
         rows_per_chunk = max(1, self.max_rows // len(self._batch))
+        if torch.is_grad_enabled() or len(prompt_embeds) <= rows_per_chunk:
+            return self._evaluate(prompt_embeds)
         parts = [self._evaluate(chunk) for chunk in prompt_embeds.split(rows_per_chunk)]
         return Evaluation(loss=torch.cat([p.loss for p in parts]), score=torch.cat([p.score for p in parts]))
 
     def _evaluate(self, prompt_embeds: torch.Tensor) -> Evaluation:
         batch = self._batch
-        tails = self._train_embeds[batch.to(self._train_embeds.device)]
-        logits, first_hidden = self._class_logits(prompt_embeds, tails, self._train_lengths[batch])
+        logits, first_hidden = self._class_logits(prompt_embeds, self._train_ids[batch], self._train_lengths[batch])
         labels = self._train_labels[batch.to(self._train_labels.device)]
         rows = logits.shape[0]
         task_loss = F.cross_entropy(logits.flatten(0, 1), labels.repeat(rows), reduction="none").view(rows, -1)
@@ -186,7 +217,7 @@ class LMClassification:
 
     def fluency_loss(self, prompt_embeds: torch.Tensor) -> torch.Tensor:
         """Mean next-token NLL (B,) of each prompt's own (nearest) tokens, read alone: for FluentPrompt."""
-        empty = self._train_embeds[:1, :0]
+        empty = prompt_embeds.new_zeros(1, 0, prompt_embeds.shape[-1])
         hidden = prompted_hidden_states(self.lm, self._head, prompt_embeds, empty)[:, 0]
         return prompt_fluency(self.lm, hidden, self._nearest(prompt_embeds), len(self.head_ids))
 
@@ -202,13 +233,8 @@ class LMClassification:
     def predictions(self, prompt_embeds: torch.Tensor, examples: Sequence[Example]) -> torch.Tensor:
         """Predicted class indices (N,) for one prompt given as embeddings (L, dim)."""
         ids, lengths, _ = self._scoring_set(examples, after_prompt=prompt_embeds.shape[0] > 0)
-        chunk = max(1, self.max_rows)
-        predicted = []
-        for start in range(0, len(ids), chunk):
-            tails = self.lm.embed(ids[start : start + chunk])
-            logits, _ = self._class_logits(prompt_embeds[None], tails, lengths[start : start + chunk])
-            predicted.append(logits[0].argmax(-1))
-        return torch.cat(predicted)
+        logits, _ = self._class_logits(prompt_embeds[None], ids, lengths)
+        return logits[0].argmax(-1)
 
     def accuracy(self, prompt: Sequence[int] | torch.Tensor, examples: Sequence[Example]) -> float:
         """Accuracy on `examples` of a prompt: token ids, or embeddings (L, dim) for a soft prompt."""
