@@ -169,27 +169,30 @@ class LMClassification:
         self._batch, self._order = self._order[: self.batch_size], self._order[self.batch_size :]
 
     def _class_logits(self, prompt_embeds: torch.Tensor, tail_ids: torch.Tensor, lengths: torch.Tensor):
-        """Verbalizer logits (B, N, C) and the hidden states (B, S, dim) of one sequence per prompt.
+        """Verbalizer logits (B, N, C) and the hidden states (B, P, dim) of each prompt's prefix.
 
-        The N inputs (token ids right-padded, and their lengths) go through the model in groups of
-        similar length (`length_groups`), each padded only to its own longest member; the logits
-        come back in the inputs' order. The prompt positions are the same in every sequence.
+        The prefix (start tokens + prompt, P positions) is the same for every input: it is encoded
+        once per prompt, and the inputs continue it from its keys and values. The N inputs (token
+        ids right-padded, and their lengths) go in groups of similar length (`length_groups`), each
+        padded only to its own longest member; the logits come back in the inputs' order.
         """
-        prefix = len(self.head_ids) + prompt_embeds.shape[1]
-        rows = max(1, self.max_rows // len(prompt_embeds))
-        groups = length_groups(lengths + prefix, rows)
-        parts, first_hidden = [], None
+        batch, dim = len(prompt_embeds), prompt_embeds.shape[-1]
+        dtype = self.lm.embedding_table.dtype
+        prefix = torch.cat([self._head.to(dtype).expand(batch, -1, -1), prompt_embeds.to(dtype)], dim=1)
+        prefix_hidden, past = self.lm.encode_prefix(prefix) if prefix.shape[1] else (prefix, None)
+        groups = length_groups(lengths + prefix.shape[1], max(1, self.max_rows // batch))
+        parts = []
         for group in groups:
-            group_lengths = lengths[group]
+            count, group_lengths = len(group), lengths[group]
             tails = self.lm.embed(tail_ids[group, : int(group_lengths.max())])
-            hidden = prompted_hidden_states(self.lm, self._head, prompt_embeds, tails)
-            mask_positions = (prefix + group_lengths - 1).to(hidden.device)
-            selected = hidden[:, torch.arange(len(group), device=hidden.device), mask_positions]
+            tails = tails[None].expand(batch, -1, -1, -1).reshape(batch * count, -1, dim)
+            group_past = past and [(k.repeat_interleave(count, 0), v.repeat_interleave(count, 0)) for k, v in past]
+            hidden = self.lm.hidden_states(tails, group_past).view(batch, count, -1, dim)
+            mask_positions = (group_lengths - 1).to(hidden.device)
+            selected = hidden[:, torch.arange(count, device=hidden.device), mask_positions]
             parts.append(self.lm.logits(selected, self.word_ids))
-            if first_hidden is None:
-                first_hidden = hidden[:, 0]
         inverse = torch.cat(groups).argsort().to(parts[0].device)
-        return torch.cat(parts, dim=1)[:, inverse], first_hidden
+        return torch.cat(parts, dim=1)[:, inverse], prefix_hidden
 
     def evaluate(self, prompt_embeds: torch.Tensor) -> Evaluation:
         """Loss and score (−loss) on this step's minibatch, per prompt row.
