@@ -1,6 +1,8 @@
 """Where a `tune` step's time goes on a causal LM: projection, forward, backward, holdout and validation scoring.
 
-Prints one JSON line per dataset × shots × fluency (seconds, mean of `--repeats` after one warm-up):
+Prints one JSON line per dataset × shots × fluency: CPU seconds of this process (time.process_time, so
+that other jobs on a shared machine do not inflate them; run with one thread), mean of `--repeats`
+calls after one warm-up call (validation: one call):
 
     nice -n 5 env OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/lm_step_profile.py \\
         --datasets sst2,agnews --shots 2,4 --fluency 0,0.5 --valid-limit 300
@@ -25,15 +27,15 @@ from hardprompt.vocab import Vocabulary
 
 
 def timed(function: Callable[[], object], repeats: int) -> float:
-    """Mean wall-clock seconds of `function` over `repeats` calls after one warm-up call (repeats 0: that one call)."""
-    start = time.perf_counter()
+    """Mean CPU seconds of `function` over `repeats` calls after one warm-up call (repeats 0: that one call)."""
+    start = time.process_time()
     function()
     if repeats == 0:
-        return round(time.perf_counter() - start, 4)
-    start = time.perf_counter()
+        return round(time.process_time() - start, 4)
+    start = time.process_time()
     for _ in range(repeats):
         function()
-    return round((time.perf_counter() - start) / repeats, 4)
+    return round((time.process_time() - start) / repeats, 4)
 
 
 def profile(

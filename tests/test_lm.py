@@ -149,12 +149,14 @@ def test_minibatches_cover_an_epoch_and_are_seeded(llama):
 
 def test_length_groups_cover_every_sequence_once_within_the_bounds():
     lengths = torch.tensor([5, 40, 6, 41, 5, 90, 7, 39, 6])
-    groups = length_groups(lengths, max_rows=3)
+    groups = length_groups(lengths, max_rows=3, min_padding=0)
     assert sorted(torch.cat(groups).tolist()) == list(range(len(lengths)))
     for group in groups:
         assert len(group) <= 3
         assert len(group) * lengths[group].max() <= 1.25 * lengths[group].sum()
     assert len(groups) == 4  # [5, 5, 6], [6, 7], [39, 40, 41], [90]
+    # up to min_padding padded tokens are allowed before a group closes
+    assert [len(g) for g in length_groups(lengths, max_rows=100, min_padding=60)] == [5, 3, 1]
 
 
 def test_chunked_candidate_scoring_equals_one_batch(llama):

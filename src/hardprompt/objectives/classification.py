@@ -71,17 +71,23 @@ class TaskFormat:
                 )
 
 
-def length_groups(lengths: torch.Tensor, max_rows: int, slack: float = 1.25) -> list[torch.Tensor]:
-    """Indices of sequences grouped by length: at most `max_rows` each, padded tokens ≤ `slack` × real tokens.
+def length_groups(
+    lengths: torch.Tensor, max_rows: int, slack: float = 1.25, min_padding: int = 64
+) -> list[torch.Tensor]:
+    """Indices of sequences grouped by length, at most `max_rows` per group, shortest first.
 
-    Sequences are taken shortest first; a group closes when the next one would break either bound.
+    A group closes when the next sequence would make its padded tokens exceed both `slack` × its
+    real tokens and its real tokens + `min_padding`: each extra model call re-reads all weights, so
+    a few padded tokens are cheaper than another call.
     """
     groups: list[list[int]] = []
     current: list[int] = []
     total = 0
     for index in lengths.argsort(stable=True).tolist():
         length = int(lengths[index])
-        if current and (len(current) >= max_rows or (len(current) + 1) * length > slack * (total + length)):
+        real = total + length
+        padded = (len(current) + 1) * length
+        if current and (len(current) >= max_rows or padded > max(slack * real, real + min_padding)):
             groups.append(current)
             current, total = [], 0
         current.append(index)
