@@ -47,10 +47,17 @@ def numbers(value: str) -> list[int]:
     return [int(item) for item in value.split(",") if item.strip()]
 
 
+def mean_of(rows: list[dict], key: str) -> float | None:
+    """Mean of `key` over the seeds' rows that have it (None for the empty baseline)."""
+    values = [row[key] for row in rows if key in row]
+    return sum(values) / len(values) if values else None
+
+
 def markdown_table(jsonl: str) -> str:
     """One row per dataset × shots × variant: validation accuracy mean ± std, holdout, s/step, a prompt."""
     lines = [
-        "| dataset | k | method | valid acc (mean ± std) | holdout acc | s/step | steps | example prompt (seed 0) |",
+        "| dataset | k | method | valid acc (mean ± std) | holdout acc | s/step (CPU s/step) | steps "
+        "| example prompt (seed 0) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     with open(jsonl, encoding="utf-8") as file:
@@ -58,6 +65,8 @@ def markdown_table(jsonl: str) -> str:
     for row in rows:
         valid, holdout = row["valid_accuracy"], row["holdout_accuracy"]
         speed = f"{row['seconds_per_step']:.2f}" if row["seconds_per_step"] is not None else "–"
+        if row.get("cpu_seconds_per_step") is not None:
+            speed += f" ({row['cpu_seconds_per_step']:.2f})"
         prompt = row["prompts"][0].replace("|", "\\|").replace("\n", " ")
         lines.append(
             f"| {row['dataset']} | {row['shots']} | {row['variant']} | {valid['mean']:.3f} ± {valid['std']:.3f} "
@@ -121,9 +130,8 @@ def main() -> int:
                     "variant": variant,
                     "valid_accuracy": report["valid_accuracy"],
                     "holdout_accuracy": report["holdout_accuracy"],
-                    "seconds_per_step": (
-                        sum(r.get("seconds_per_step", 0.0) for r in rows) / len(rows) if method != "empty" else None
-                    ),
+                    "seconds_per_step": mean_of(rows, "seconds_per_step"),
+                    "cpu_seconds_per_step": mean_of(rows, "cpu_seconds_per_step"),
                     "steps": rows[0]["steps"],
                     "valid_examples": len(valid),
                     "prompts": [r["prompt"] for r in rows],
