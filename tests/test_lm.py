@@ -94,9 +94,12 @@ def test_loading_errors_are_one_line(tmp_path):
 # --- classification objective -------------------------------------------------------------------
 
 
-def test_classification_loss_matches_separate_forward_passes(tiny_lm):
+@pytest.mark.parametrize("share_prefix_above", [0, 10_000])  # prefix encoded once / with every input
+def test_classification_loss_matches_separate_forward_passes(tiny_lm, share_prefix_above):
     prompts = [[5, 9, 40], [17, 17, 60]]
-    objective = LMClassification(tiny_lm, TASK, EXAMPLES, fluency=0.3, batch_size=len(EXAMPLES))
+    objective = LMClassification(
+        tiny_lm, TASK, EXAMPLES, fluency=0.3, batch_size=len(EXAMPLES), share_prefix_above=share_prefix_above
+    )
     evaluation = objective.evaluate(tiny_lm.embed(prompts))
     words = [tiny_lm.tokenize(" bad")[0], tiny_lm.tokenize(" good")[0]]
     for row, prompt in enumerate(prompts):
@@ -114,16 +117,18 @@ def test_classification_loss_matches_separate_forward_passes(tiny_lm):
     torch.testing.assert_close(evaluation.score, -evaluation.loss.detach())
 
 
-def test_gradient_reaches_the_prompt_only_and_is_finite(llama):
-    objective = LMClassification(llama, TASK, EXAMPLES, fluency=0.5)
+@pytest.mark.parametrize("share_prefix_above", [0, 10_000])
+def test_gradient_reaches_the_prompt_only_and_is_finite(llama, share_prefix_above):
+    objective = LMClassification(llama, TASK, EXAMPLES, fluency=0.5, share_prefix_above=share_prefix_above)
     prompt = llama.embed([[5, 9, 40, 41]]).clone().requires_grad_(True)
     objective.evaluate(prompt).loss.sum().backward()
     assert prompt.grad is not None and torch.isfinite(prompt.grad).all() and prompt.grad.abs().sum() > 0
     assert all(p.grad is None for p in llama.model.parameters())
 
 
-def test_accuracy_matches_argmax_of_separate_forward_passes(tiny_lm):
-    objective = LMClassification(tiny_lm, TASK, EXAMPLES[:2], holdout=EXAMPLES)
+@pytest.mark.parametrize("share_prefix_above", [0, 10_000])
+def test_accuracy_matches_argmax_of_separate_forward_passes(tiny_lm, share_prefix_above):
+    objective = LMClassification(tiny_lm, TASK, EXAMPLES[:2], holdout=EXAMPLES, share_prefix_above=share_prefix_above)
     words = [tiny_lm.tokenize(" bad")[0], tiny_lm.tokenize(" good")[0]]
     for prompt in ([], [7, 8]):
         correct = [

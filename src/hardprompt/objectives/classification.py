@@ -114,6 +114,7 @@ class LMClassification:
         batch_size: int = 32,
         seed: int = 0,
         max_rows: int = 256,
+        share_prefix_above: int = 64,
     ) -> None:
         if not 0.0 <= fluency <= 1.0:
             raise HardpromptError(f"the fluency weight must be in [0, 1] (got {fluency})")
@@ -129,6 +130,7 @@ class LMClassification:
         self.fluency = fluency
         self.batch_size = batch_size
         self.max_rows = max_rows
+        self.share_prefix_above = share_prefix_above
         self.holdout = list(holdout) if holdout else list(train)
         self.train_size = len(train)
         self.head_ids = list(lm.prefix_ids)
@@ -177,24 +179,34 @@ class LMClassification:
     def _class_logits(self, prompt_embeds: torch.Tensor, tail_ids: torch.Tensor, lengths: torch.Tensor):
         """Verbalizer logits (B, N, C) and the hidden states (B, P, dim) of each prompt's prefix.
 
-        The prefix (start tokens + prompt, P positions) is the same for every input: it is encoded
-        once per prompt, and the inputs continue it from its keys and values. The N inputs (token
-        ids right-padded, and their lengths) go in groups of similar length (`length_groups`), each
-        padded only to its own longest member; the logits come back in the inputs' order.
+        The N inputs (token ids right-padded, and their lengths) go in groups of similar length
+        (`length_groups`), each padded only to its own longest member; the logits come back in the
+        inputs' order. The prefix (start tokens + prompt, P positions) is the same for every input:
+        when that spares more than `share_prefix_above` token positions, it is encoded once per
+        prompt and the inputs continue it from its keys and values (one more model call).
         """
         batch, dim = len(prompt_embeds), prompt_embeds.shape[-1]
         dtype = self.lm.embedding_table.dtype
         prefix = torch.cat([self._head.to(dtype).expand(batch, -1, -1), prompt_embeds.to(dtype)], dim=1)
-        prefix_hidden, past = self.lm.encode_prefix(prefix) if prefix.shape[1] else (prefix, None)
-        groups = length_groups(lengths + prefix.shape[1], max(1, self.max_rows // batch))
+        prefix_len = prefix.shape[1]
+        shared = prefix_len > 0 and (len(lengths) - 1) * prefix_len > self.share_prefix_above
+        prefix_hidden, past = self.lm.encode_prefix(prefix) if shared else (None, None)
+        offset = 0 if shared else prefix_len
+        groups = length_groups(lengths + prefix_len, max(1, self.max_rows // batch))
         parts = []
         for group in groups:
             count, group_lengths = len(group), lengths[group]
-            tails = self.lm.embed(tail_ids[group, : int(group_lengths.max())])
-            tails = tails[None].expand(batch, -1, -1, -1).reshape(batch * count, -1, dim)
-            group_past = past and [(k.repeat_interleave(count, 0), v.repeat_interleave(count, 0)) for k, v in past]
-            hidden = self.lm.hidden_states(tails, group_past).view(batch, count, -1, dim)
-            mask_positions = (group_lengths - 1).to(hidden.device)
+            tails = self.lm.embed(tail_ids[group, : int(group_lengths.max())])[None].expand(batch, -1, -1, -1)
+            if past is None:
+                sequences = torch.cat([prefix[:, None].expand(-1, count, -1, -1), tails], dim=2)
+                hidden = self.lm.hidden_states(sequences.reshape(batch * count, -1, dim))
+            else:
+                group_past = [(k.repeat_interleave(count, 0), v.repeat_interleave(count, 0)) for k, v in past]
+                hidden = self.lm.hidden_states(tails.reshape(batch * count, -1, dim), group_past)
+            hidden = hidden.view(batch, count, -1, dim)
+            if prefix_hidden is None:
+                prefix_hidden = hidden[:, 0, :prefix_len]
+            mask_positions = (offset + group_lengths - 1).to(hidden.device)
             selected = hidden[:, torch.arange(count, device=hidden.device), mask_positions]
             parts.append(self.lm.logits(selected, self.word_ids))
         inverse = torch.cat(groups).argsort().to(parts[0].device)
