@@ -56,9 +56,9 @@ def mean_of(rows: list[dict], key: str) -> float | None:
 def markdown_table(jsonl: str) -> str:
     """One row per dataset × shots × variant: validation accuracy mean ± std, holdout, s/step, a prompt."""
     lines = [
-        "| dataset | k | method | valid acc (mean ± std) | holdout acc | s/step (CPU s/step) | steps "
+        "| dataset | k | method | valid acc (mean ± std) | per seed | holdout acc | s/step (CPU s/step) | steps "
         "| example prompt (seed 0) |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     with open(jsonl, encoding="utf-8") as file:
         rows = [json.loads(line) for line in file if line.strip()]
@@ -68,9 +68,10 @@ def markdown_table(jsonl: str) -> str:
         if row.get("cpu_seconds_per_step") is not None:
             speed += f" ({row['cpu_seconds_per_step']:.2f})"
         prompt = row["prompts"][0].replace("|", "\\|").replace("\n", " ")
+        per_seed = " ".join(f"{seed['valid_accuracy']:.3f}" for seed in row["report"]["seeds"])
         lines.append(
             f"| {row['dataset']} | {row['shots']} | {row['variant']} | {valid['mean']:.3f} ± {valid['std']:.3f} "
-            f"| {holdout['mean']:.3f} | {speed} | {row['steps']} | `{prompt}` |"
+            f"| {per_seed} | {holdout['mean']:.3f} | {speed} | {row['steps']} | `{prompt}` |"
         )
     return "\n".join(lines)
 
