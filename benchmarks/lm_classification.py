@@ -47,21 +47,31 @@ def numbers(value: str) -> list[int]:
     return [int(item) for item in value.split(",") if item.strip()]
 
 
+def mean_of(rows: list[dict], key: str) -> float | None:
+    """Mean of `key` over the seeds' rows that have it (None for the empty baseline)."""
+    values = [row[key] for row in rows if key in row]
+    return sum(values) / len(values) if values else None
+
+
 def markdown_table(jsonl: str) -> str:
     """One row per dataset × shots × variant: validation accuracy mean ± std, holdout, s/step, a prompt."""
     lines = [
-        "| dataset | k | method | valid acc (mean ± std) | holdout acc | s/step | steps | example prompt (seed 0) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| dataset | k | method | valid acc (mean ± std) | per seed | holdout acc | s/step (CPU s/step) | steps "
+        "| example prompt (seed 0) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     with open(jsonl, encoding="utf-8") as file:
         rows = [json.loads(line) for line in file if line.strip()]
     for row in rows:
         valid, holdout = row["valid_accuracy"], row["holdout_accuracy"]
         speed = f"{row['seconds_per_step']:.2f}" if row["seconds_per_step"] is not None else "–"
+        if row.get("cpu_seconds_per_step") is not None:
+            speed += f" ({row['cpu_seconds_per_step']:.2f})"
         prompt = row["prompts"][0].replace("|", "\\|").replace("\n", " ")
+        per_seed = " ".join(f"{seed['valid_accuracy']:.3f}" for seed in row["report"]["seeds"])
         lines.append(
             f"| {row['dataset']} | {row['shots']} | {row['variant']} | {valid['mean']:.3f} ± {valid['std']:.3f} "
-            f"| {holdout['mean']:.3f} | {speed} | {row['steps']} | `{prompt}` |"
+            f"| {per_seed} | {holdout['mean']:.3f} | {speed} | {row['steps']} | `{prompt}` |"
         )
     return "\n".join(lines)
 
@@ -76,6 +86,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=None, help="steps per run (default: 100 epochs)")
     parser.add_argument("--prompt-len", type=int, default=10)
     parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--optimizer", default=None, help="adamw or adafactor (pez, soft; default adamw)")
     parser.add_argument("--holdout-every", type=int, default=5)
     parser.add_argument("--valid-limit", type=int, default=None, help="fixed random validation subset")
     parser.add_argument("--jsonl", default=None, help="append each setting's full report here")
@@ -106,7 +117,11 @@ def main() -> int:
                     holdout_every=args.holdout_every,
                     seeds=args.seeds,
                     progress=False,
-                    method_options={"lr": args.lr} if args.lr is not None else {},
+                    method_options={
+                        name: value
+                        for name, value in (("lr", args.lr), ("optimizer", args.optimizer))
+                        if value is not None and (name != "optimizer" or method in ("pez", "soft"))
+                    },
                 )
                 report = tune(lm, train, valid, task, settings)
                 rows = report["seeds"]
@@ -116,9 +131,8 @@ def main() -> int:
                     "variant": variant,
                     "valid_accuracy": report["valid_accuracy"],
                     "holdout_accuracy": report["holdout_accuracy"],
-                    "seconds_per_step": (
-                        sum(r.get("seconds_per_step", 0.0) for r in rows) / len(rows) if method != "empty" else None
-                    ),
+                    "seconds_per_step": mean_of(rows, "seconds_per_step"),
+                    "cpu_seconds_per_step": mean_of(rows, "cpu_seconds_per_step"),
                     "steps": rows[0]["steps"],
                     "valid_examples": len(valid),
                     "prompts": [r["prompt"] for r in rows],

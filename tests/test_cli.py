@@ -102,6 +102,8 @@ def test_distill_file_writes_one_json_line_per_prompt(capsys, tiny_clip_dir, tmp
         (["distill", "a cat", "--blocklist", "cat", "--bank", "BANK"], "leave no token"),
         (["distill", "--file", "missing.txt"], "file not found"),
         (["distill"], "give either a prompt or --file"),
+        (["distill", "a cat", "--optimizer", "sgd"], "unknown optimizer 'sgd'; choose from adamw, adafactor"),
+        (["distill", "a cat", "--method", "gcg", "--optimizer", "adafactor"], "method gcg has no setting --optimizer"),
         (["invert", "missing.png"], "image not found"),
         (["invert", "CORRUPT"], "cannot read image"),
     ],

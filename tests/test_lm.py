@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from conftest import SHARED_DATA
 from tiny_lm import save_tiny_causal_lm
+from transformers.optimization import Adafactor
 
 from hardprompt.apps.tune import TuneSettings, evaluate_prompt, tune
 from hardprompt.cli import main
@@ -17,10 +18,11 @@ from hardprompt.data import Example, few_shot, load_examples
 from hardprompt.errors import HardpromptError
 from hardprompt.models.causal_lm import load_causal_lm
 from hardprompt.objectives.checkpoints import HoldoutCheckpoints
-from hardprompt.objectives.classification import LMClassification, TaskFormat, parse_verbalizer
+from hardprompt.objectives.classification import LMClassification, TaskFormat, length_groups, parse_verbalizer
 from hardprompt.objectives.target_string import LMTargetString
-from hardprompt.optim import pez
-from hardprompt.optim.pez import PEZConfig
+from hardprompt.optim import pez, soft
+from hardprompt.optim.pez import PEZConfig, continuous_prompt
+from hardprompt.optim.soft import SoftConfig
 from hardprompt.vocab import Vocabulary
 
 TASK = TaskFormat("{input} It was {mask}", {"0": "bad", "1": "good"})
@@ -92,9 +94,12 @@ def test_loading_errors_are_one_line(tmp_path):
 # --- classification objective -------------------------------------------------------------------
 
 
-def test_classification_loss_matches_separate_forward_passes(tiny_lm):
+@pytest.mark.parametrize("share_prefix_above", [0, 10_000])  # prefix encoded once / with every input
+def test_classification_loss_matches_separate_forward_passes(tiny_lm, share_prefix_above):
     prompts = [[5, 9, 40], [17, 17, 60]]
-    objective = LMClassification(tiny_lm, TASK, EXAMPLES, fluency=0.3, batch_size=len(EXAMPLES))
+    objective = LMClassification(
+        tiny_lm, TASK, EXAMPLES, fluency=0.3, batch_size=len(EXAMPLES), share_prefix_above=share_prefix_above
+    )
     evaluation = objective.evaluate(tiny_lm.embed(prompts))
     words = [tiny_lm.tokenize(" bad")[0], tiny_lm.tokenize(" good")[0]]
     for row, prompt in enumerate(prompts):
@@ -112,16 +117,18 @@ def test_classification_loss_matches_separate_forward_passes(tiny_lm):
     torch.testing.assert_close(evaluation.score, -evaluation.loss.detach())
 
 
-def test_gradient_reaches_the_prompt_only_and_is_finite(llama):
-    objective = LMClassification(llama, TASK, EXAMPLES, fluency=0.5)
+@pytest.mark.parametrize("share_prefix_above", [0, 10_000])
+def test_gradient_reaches_the_prompt_only_and_is_finite(llama, share_prefix_above):
+    objective = LMClassification(llama, TASK, EXAMPLES, fluency=0.5, share_prefix_above=share_prefix_above)
     prompt = llama.embed([[5, 9, 40, 41]]).clone().requires_grad_(True)
     objective.evaluate(prompt).loss.sum().backward()
     assert prompt.grad is not None and torch.isfinite(prompt.grad).all() and prompt.grad.abs().sum() > 0
     assert all(p.grad is None for p in llama.model.parameters())
 
 
-def test_accuracy_matches_argmax_of_separate_forward_passes(tiny_lm):
-    objective = LMClassification(tiny_lm, TASK, EXAMPLES[:2], holdout=EXAMPLES)
+@pytest.mark.parametrize("share_prefix_above", [0, 10_000])
+def test_accuracy_matches_argmax_of_separate_forward_passes(tiny_lm, share_prefix_above):
+    objective = LMClassification(tiny_lm, TASK, EXAMPLES[:2], holdout=EXAMPLES, share_prefix_above=share_prefix_above)
     words = [tiny_lm.tokenize(" bad")[0], tiny_lm.tokenize(" good")[0]]
     for prompt in ([], [7, 8]):
         correct = [
@@ -143,6 +150,18 @@ def test_minibatches_cover_an_epoch_and_are_seeded(llama):
     first = batches(0)
     assert sorted(i for batch in first for i in batch) == list(range(len(EXAMPLES)))
     assert first == batches(0)
+
+
+def test_length_groups_cover_every_sequence_once_within_the_bounds():
+    lengths = torch.tensor([5, 40, 6, 41, 5, 90, 7, 39, 6])
+    groups = length_groups(lengths, max_rows=3, min_padding=0)
+    assert sorted(torch.cat(groups).tolist()) == list(range(len(lengths)))
+    for group in groups:
+        assert len(group) <= 3
+        assert len(group) * lengths[group].max() <= 1.25 * lengths[group].sum()
+    assert len(groups) == 4  # [5, 5, 6], [6, 7], [39, 40, 41], [90]
+    # up to min_padding padded tokens are allowed before a group closes
+    assert [len(g) for g in length_groups(lengths, max_rows=100, min_padding=60)] == [5, 3, 1]
 
 
 def test_chunked_candidate_scoring_equals_one_batch(llama):
@@ -204,6 +223,29 @@ def test_pez_lowers_the_target_nll(llama):
     result = pez.run(objective, vocab, PEZConfig(prompt_len=4, steps=40, lr=0.3, seed=0, progress=False))
     assert result.history[-1] > result.history[0]
     assert result.score == pytest.approx(objective.score_token_ids(vocab.encode(result.prompt)))
+
+
+def test_adafactor_lowers_the_loss_and_is_recorded(llama):
+    objective = LMTargetString(llama, " good good good")
+    vocab = Vocabulary(llama.tokenizer, len(llama.embedding_table), llama.tokenize)
+    config = SoftConfig(prompt_len=4, steps=30, lr=0.1, seed=0, progress=False, optimizer="adafactor")
+    start, optimizer = continuous_prompt(objective.embedding_table.detach(), vocab.allowed_ids, config)
+    assert isinstance(optimizer, Adafactor) and optimizer.param_groups[0]["lr"] == 0.1
+    with torch.no_grad():
+        start_loss = objective.evaluate(start).loss.item()
+    result = soft.run(objective, vocab, config)
+    assert -result.score < start_loss - 0.1 and result.config["optimizer"] == "adafactor"
+    config = PEZConfig(prompt_len=4, steps=40, lr=0.3, seed=0, progress=False, optimizer="adafactor")
+    result = pez.run(objective, vocab, config)
+    assert result.history[-1] > result.history[0] and result.config["optimizer"] == "adafactor"
+
+
+def test_unknown_optimizer_is_an_error(llama):
+    objective = LMTargetString(llama, " good")
+    vocab = Vocabulary(llama.tokenizer, len(llama.embedding_table), llama.tokenize)
+    for run, config in ((pez.run, PEZConfig(optimizer="sgd")), (soft.run, SoftConfig(optimizer="sgd"))):
+        with pytest.raises(HardpromptError, match="unknown optimizer 'sgd'; choose from adamw, adafactor"):
+            run(objective, vocab, config)
 
 
 def test_target_string_errors(llama):
@@ -278,7 +320,7 @@ def test_tune_reports_seeds_and_is_deterministic(llama):
     assert first["valid_accuracy"]["mean"] == pytest.approx(sum(accuracies) / 2)
     assert first["valid_accuracy"]["std"] == pytest.approx(torch.tensor(accuracies).std().item())
     again = tune(llama, EXAMPLES, EXAMPLES, TASK, settings)["seeds"]
-    timing = {"seconds", "seconds_per_step"}
+    timing = {"seconds", "seconds_per_step", "cpu_seconds_per_step"}
     assert [{k: v for k, v in row.items() if k not in timing} for row in again] == [
         {k: v for k, v in row.items() if k not in timing} for row in first["seeds"]
     ]
@@ -316,6 +358,23 @@ def test_cli_tune_and_evaluate_prompt(llama_dir, tmp_path, capsys):
     assert main(["evaluate-prompt", prompt, *common]) == 0
     transfer = json.loads(capsys.readouterr().out)
     assert transfer["accuracy"] == pytest.approx(report["seeds"][0]["valid_accuracy"])
+
+
+def test_cli_tune_records_the_optimizer(llama_dir, tmp_path, capsys):
+    data = write_tsv(tmp_path / "data.tsv", EXAMPLES)
+    out = tmp_path / "run.json"
+    argv = ["tune", "--model", str(llama_dir), "--train", str(data), "--valid", str(data), "--text-column", "sentence"]
+    argv += ["--verbalizer", "0:bad,1:good", "--prompt-len", "3", "--shots", "1", "--steps", "2", "--quiet"]
+    assert main([*argv, "--method", "soft", "--optimizer", "adafactor", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["settings"]["method_options"] == {"optimizer": "adafactor"}
+    capsys.readouterr()
+    for change, message in (
+        (["--optimizer", "sgd"], "unknown optimizer 'sgd'"),
+        (["--method", "autoprompt-sgd", "--optimizer", "adafactor"], "has no setting(s): optimizer"),
+    ):
+        assert main([*argv, *change]) == 2
+        error = capsys.readouterr().err
+        assert message in error and error.count("\n") == 1
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import dataclasses
 import math
 import random
 import statistics
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -153,7 +154,9 @@ def _optimize(
         min(settings.holdout_every, steps),
         score_embeds=(lambda embeds: objective.accuracy(embeds, objective.holdout)) if soft else None,
     )
+    cpu_start = time.process_time()
     result = method.run(checkpoints, vocab, config)
+    cpu_seconds = time.process_time() - cpu_start - checkpoints.cpu_seconds
     ids, holdout_accuracy = list(result.token_ids), result.score
     row: dict[str, Any] = {}
     if soft:
@@ -174,6 +177,7 @@ def _optimize(
         steps=result.steps,
         seconds=result.seconds,
         seconds_per_step=round(optimization_seconds / max(1, result.steps), 4),
+        cpu_seconds_per_step=round(cpu_seconds / max(1, result.steps), 4),
         checkpoints=checkpoints.history,
         interrupted=result.interrupted,
     )

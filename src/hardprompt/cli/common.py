@@ -7,9 +7,11 @@ import sys
 
 from ..io import write_json
 from ..models.loading import DTYPES
-from ..optim.pez import PEZConfig
+from ..optim.pez import OPTIMIZERS, PEZConfig
 from ..optim.registry import DEFAULT_METHOD, METHODS, MethodConfig, build_config
 from ..optim.result import Result
+
+OPTIMIZER_HELP = f"update rule of pez and soft: {' or '.join(OPTIMIZERS)} (adamw)"
 
 
 def comma_list(value: str) -> list[str]:
@@ -45,6 +47,7 @@ def add_optimizer_options(parser: argparse.ArgumentParser, prompt_len: int = 16)
     group.add_argument("--steps", type=int, default=None, help=f"optimization steps (pez: {pez_defaults.steps})")
     group.add_argument("--lr", type=float, default=None, help=f"learning rate (pez: AdamW {pez_defaults.lr})")
     group.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (pez: 0.1)")
+    group.add_argument("--optimizer", default=None, help=OPTIMIZER_HELP)
     group.add_argument("--restarts", type=int, default=None, help="prompts optimized in one batch (1)")
     group.add_argument("--top-k", type=int, default=None, help="gradient candidates per position (gcg, autoprompt)")
     group.add_argument("--search-width", type=int, default=None, help="candidates evaluated per step (gcg, random)")
@@ -84,6 +87,7 @@ def optimizer_config(args: argparse.Namespace, batch_size: int | None = None) ->
         steps=args.steps,
         lr=args.lr,
         weight_decay=args.weight_decay,
+        optimizer=args.optimizer,
         restarts=args.restarts,
         top_k=args.top_k,
         search_width=args.search_width,

@@ -12,7 +12,7 @@ from ..io import write_json
 from ..models.causal_lm import load_causal_lm
 from ..objectives.classification import TaskFormat, parse_verbalizer
 from ..vocab import VocabularyRules
-from .common import add_vocabulary_options, comma_list
+from .common import OPTIMIZER_HELP, add_vocabulary_options, comma_list
 
 DEFAULT_TEMPLATE = "{input} It was {mask}"
 
@@ -66,6 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--seeds", type=seed_list, default=[0], help="comma-separated seeds (0)")
     group.add_argument("--lr", type=float, default=None, help="learning rate (the method's default)")
     group.add_argument("--weight-decay", type=float, default=None, help="weight decay (the method's default)")
+    group.add_argument("--optimizer", default=None, help=OPTIMIZER_HELP)
     group.add_argument("--max-seconds", type=float, default=None, help="wall-clock limit per seed")
     add_vocabulary_options(parser)
     parser.add_argument("--out", default=None, help="write the results here (JSON)")
@@ -79,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     task = task_format(args)
     train = load_examples(args.train, args.text_column, args.label_column)
     valid = valid_examples(args)
-    options = {name: getattr(args, name) for name in ("lr", "weight_decay") if getattr(args, name) is not None}
+    names = ("lr", "weight_decay", "optimizer")
+    options = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     settings = TuneSettings(
         method=args.method,
         prompt_len=args.prompt_len,

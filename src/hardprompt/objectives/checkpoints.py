@@ -42,6 +42,8 @@ class HoldoutCheckpoints:
         self.history: list[tuple[int, float]] = []
         self.seconds = 0.0
         """Time spent scoring checkpoints (not optimization time)."""
+        self.cpu_seconds = 0.0
+        """CPU time of this process spent scoring checkpoints."""
         self._nearest = NearestTokens(objective.embedding_table)
         self._pending = False
 
@@ -69,19 +71,23 @@ class HoldoutCheckpoints:
             raise AttributeError(name)
         return getattr(self.objective, name)
 
-    def _checkpoint_embeds(self, embeds: torch.Tensor) -> None:
-        start = time.perf_counter()
-        score = self.score_embeds(embeds)
+    def _timed(self, score: Callable[[], float]) -> float:
+        """`score()`, its wall-clock and CPU time added to `seconds` and `cpu_seconds`."""
+        start, cpu_start = time.perf_counter(), time.process_time()
+        value = score()
         self.seconds += time.perf_counter() - start
+        self.cpu_seconds += time.process_time() - cpu_start
+        return value
+
+    def _checkpoint_embeds(self, embeds: torch.Tensor) -> None:
+        score = self._timed(lambda: self.score_embeds(embeds))
         self.history.append((self.step, score))
         if score >= self.best_score:
             self.best_embeds, self.best_score = embeds, score
 
     def checkpoint(self, token_ids: Sequence[int]) -> float:
         """Score `token_ids` on the holdout set; keep them if they are the best so far (ties: the later)."""
-        start = time.perf_counter()
-        score = self.holdout_score(token_ids)
-        self.seconds += time.perf_counter() - start
+        score = self._timed(lambda: self.holdout_score(token_ids))
         self.history.append((self.step, score))
         if score >= self.best_score:
             self.best_ids, self.best_score = list(token_ids), score

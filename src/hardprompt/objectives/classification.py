@@ -71,6 +71,31 @@ class TaskFormat:
                 )
 
 
+def length_groups(
+    lengths: torch.Tensor, max_rows: int, slack: float = 1.25, min_padding: int = 64
+) -> list[torch.Tensor]:
+    """Indices of sequences grouped by length, at most `max_rows` per group, shortest first.
+
+    A group closes when the next sequence would make its padded tokens exceed both `slack` × its
+    real tokens and its real tokens + `min_padding`: each extra model call re-reads all weights, so
+    a few padded tokens are cheaper than another call.
+    """
+    groups: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for index in lengths.argsort(stable=True).tolist():
+        length = int(lengths[index])
+        real = total + length
+        padded = (len(current) + 1) * length
+        if current and (len(current) >= max_rows or padded > max(slack * real, real + min_padding)):
+            groups.append(current)
+            current, total = [], 0
+        current.append(index)
+        total += length
+    groups.append(current)
+    return [torch.tensor(group, dtype=torch.long) for group in groups]
+
+
 class LMClassification:
     """loss = γ·fluency + (1 − γ)·cross-entropy over the verbalizer logits; see the module docstring.
 
@@ -89,6 +114,7 @@ class LMClassification:
         batch_size: int = 32,
         seed: int = 0,
         max_rows: int = 256,
+        share_prefix_above: int = 64,
     ) -> None:
         if not 0.0 <= fluency <= 1.0:
             raise HardpromptError(f"the fluency weight must be in [0, 1] (got {fluency})")
@@ -104,6 +130,7 @@ class LMClassification:
         self.fluency = fluency
         self.batch_size = batch_size
         self.max_rows = max_rows
+        self.share_prefix_above = share_prefix_above
         self.holdout = list(holdout) if holdout else list(train)
         self.train_size = len(train)
         self.head_ids = list(lm.prefix_ids)
@@ -111,8 +138,7 @@ class LMClassification:
         self.word_ids = self._first_tokens(task)
         self._nearest = NearestTokens(lm.embedding_table)
         self._generator = torch.Generator().manual_seed(seed)
-        train_ids, self._train_lengths = self._tokenize(train, after_prompt=True)
-        self._train_embeds = lm.embed(train_ids).detach()
+        self._train_ids, self._train_lengths = self._tokenize(train, after_prompt=True)
         self._train_labels = self._label_ids(train)
         self._order = torch.empty(0, dtype=torch.long)
         self._batch = torch.arange(min(batch_size, len(train)))
@@ -150,14 +176,41 @@ class LMClassification:
             self._order = torch.cat([self._order, torch.randperm(count, generator=self._generator)])
         self._batch, self._order = self._order[: self.batch_size], self._order[self.batch_size :]
 
-    def _class_logits(self, prompt_embeds: torch.Tensor, tails: torch.Tensor, lengths: torch.Tensor):
-        """Verbalizer logits (B, N, C) and the hidden states (B, S, dim) of each prompt's first sequence."""
-        lengths = lengths.to(tails.device)
-        tails = tails[:, : int(lengths.max())]
-        hidden = prompted_hidden_states(self.lm, self._head, prompt_embeds, tails)
-        mask_positions = len(self.head_ids) + prompt_embeds.shape[1] + lengths - 1
-        selected = hidden[:, torch.arange(len(lengths), device=hidden.device), mask_positions]
-        return self.lm.logits(selected, self.word_ids), hidden[:, 0]
+    def _class_logits(self, prompt_embeds: torch.Tensor, tail_ids: torch.Tensor, lengths: torch.Tensor):
+        """Verbalizer logits (B, N, C) and the hidden states (B, P, dim) of each prompt's prefix.
+
+        The N inputs (token ids right-padded, and their lengths) go in groups of similar length
+        (`length_groups`), each padded only to its own longest member; the logits come back in the
+        inputs' order. The prefix (start tokens + prompt, P positions) is the same for every input:
+        when that spares more than `share_prefix_above` token positions, it is encoded once per
+        prompt and the inputs continue it from its keys and values (one more model call).
+        """
+        batch, dim = len(prompt_embeds), prompt_embeds.shape[-1]
+        dtype = self.lm.embedding_table.dtype
+        prefix = torch.cat([self._head.to(dtype).expand(batch, -1, -1), prompt_embeds.to(dtype)], dim=1)
+        prefix_len = prefix.shape[1]
+        shared = prefix_len > 0 and (len(lengths) - 1) * prefix_len > self.share_prefix_above
+        prefix_hidden, past = self.lm.encode_prefix(prefix) if shared else (None, None)
+        offset = 0 if shared else prefix_len
+        groups = length_groups(lengths + prefix_len, max(1, self.max_rows // batch))
+        parts = []
+        for group in groups:
+            count, group_lengths = len(group), lengths[group]
+            tails = self.lm.embed(tail_ids[group, : int(group_lengths.max())])[None].expand(batch, -1, -1, -1)
+            if past is None:
+                sequences = torch.cat([prefix[:, None].expand(-1, count, -1, -1), tails], dim=2)
+                hidden = self.lm.hidden_states(sequences.reshape(batch * count, -1, dim))
+            else:
+                group_past = [(k.repeat_interleave(count, 0), v.repeat_interleave(count, 0)) for k, v in past]
+                hidden = self.lm.hidden_states(tails.reshape(batch * count, -1, dim), group_past)
+            hidden = hidden.view(batch, count, -1, dim)
+            if prefix_hidden is None:
+                prefix_hidden = hidden[:, 0, :prefix_len]
+            mask_positions = (offset + group_lengths - 1).to(hidden.device)
+            selected = hidden[:, torch.arange(count, device=hidden.device), mask_positions]
+            parts.append(self.lm.logits(selected, self.word_ids))
+        inverse = torch.cat(groups).argsort().to(parts[0].device)
+        return torch.cat(parts, dim=1)[:, inverse], prefix_hidden
 
     def evaluate(self, prompt_embeds: torch.Tensor) -> Evaluation:
         """Loss and score (−loss) on this step's minibatch, per prompt row.
@@ -165,16 +218,15 @@ class LMClassification:
         Without gradients (candidate scoring), prompt rows go through the model in chunks of
         at most `max_rows` sequences.
         """
-        if torch.is_grad_enabled() or len(prompt_embeds) * len(self._batch) <= self.max_rows:
-            return self._evaluate(prompt_embeds)
         rows_per_chunk = max(1, self.max_rows // len(self._batch))
+        if torch.is_grad_enabled() or len(prompt_embeds) <= rows_per_chunk:
+            return self._evaluate(prompt_embeds)
         parts = [self._evaluate(chunk) for chunk in prompt_embeds.split(rows_per_chunk)]
         return Evaluation(loss=torch.cat([p.loss for p in parts]), score=torch.cat([p.score for p in parts]))
 
     def _evaluate(self, prompt_embeds: torch.Tensor) -> Evaluation:
         batch = self._batch
-        tails = self._train_embeds[batch.to(self._train_embeds.device)]
-        logits, first_hidden = self._class_logits(prompt_embeds, tails, self._train_lengths[batch])
+        logits, first_hidden = self._class_logits(prompt_embeds, self._train_ids[batch], self._train_lengths[batch])
         labels = self._train_labels[batch.to(self._train_labels.device)]
         rows = logits.shape[0]
         task_loss = F.cross_entropy(logits.flatten(0, 1), labels.repeat(rows), reduction="none").view(rows, -1)
@@ -186,7 +238,7 @@ class LMClassification:
 
     def fluency_loss(self, prompt_embeds: torch.Tensor) -> torch.Tensor:
         """Mean next-token NLL (B,) of each prompt's own (nearest) tokens, read alone: for FluentPrompt."""
-        empty = self._train_embeds[:1, :0]
+        empty = prompt_embeds.new_zeros(1, 0, prompt_embeds.shape[-1])
         hidden = prompted_hidden_states(self.lm, self._head, prompt_embeds, empty)[:, 0]
         return prompt_fluency(self.lm, hidden, self._nearest(prompt_embeds), len(self.head_ids))
 
@@ -202,13 +254,8 @@ class LMClassification:
     def predictions(self, prompt_embeds: torch.Tensor, examples: Sequence[Example]) -> torch.Tensor:
         """Predicted class indices (N,) for one prompt given as embeddings (L, dim)."""
         ids, lengths, _ = self._scoring_set(examples, after_prompt=prompt_embeds.shape[0] > 0)
-        chunk = max(1, self.max_rows)
-        predicted = []
-        for start in range(0, len(ids), chunk):
-            tails = self.lm.embed(ids[start : start + chunk])
-            logits, _ = self._class_logits(prompt_embeds[None], tails, lengths[start : start + chunk])
-            predicted.append(logits[0].argmax(-1))
-        return torch.cat(predicted)
+        logits, _ = self._class_logits(prompt_embeds[None], ids, lengths)
+        return logits[0].argmax(-1)
 
     def accuracy(self, prompt: Sequence[int] | torch.Tensor, examples: Sequence[Example]) -> float:
         """Accuracy on `examples` of a prompt: token ids, or embeddings (L, dim) for a soft prompt."""

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..errors import HardpromptError
 from ..objectives.base import Evaluation, Objective
 from ..vocab import Vocabulary
 from .result import Result
@@ -34,10 +35,13 @@ class PEZConfig:
     progress: bool = True
     max_forward_passes: int | None = None
     """Stop before evaluating more prompt rows than this (each step evaluates `restarts` rows)."""
+    optimizer: str = "adamw"
+    """Update rule of the continuous prompt: "adamw" or "adafactor" (the paper's, with this explicit lr)."""
 
     def validate(self, max_prompt_len: int | None = None) -> None:
         """Raise HardpromptError on settings that cannot run."""
         validate_common(self, max_prompt_len)
+        validate_optimizer(self.optimizer)
 
 
 class NearestTokenProjection:
@@ -109,16 +113,43 @@ def random_allowed_ids(allowed_ids: torch.Tensor, shape: tuple[int, ...], seed: 
     return allowed_ids.cpu()[picks]
 
 
+OPTIMIZERS = ("adamw", "adafactor")
+"""Update rules for a continuous prompt (PEZ, soft)."""
+
+
+def validate_optimizer(name: str) -> None:
+    """Raise HardpromptError unless `name` is one of OPTIMIZERS."""
+    if name not in OPTIMIZERS:
+        raise HardpromptError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
+
+
+def make_optimizer(parameter: torch.Tensor, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW, or transformers' Adafactor with a fixed lr (no relative step, no parameter scaling, no warmup)."""
+    validate_optimizer(name)
+    if name == "adafactor":
+        from transformers.optimization import Adafactor
+
+        return Adafactor(
+            [parameter],
+            lr=lr,
+            weight_decay=weight_decay,
+            scale_parameter=False,
+            relative_step=False,
+            warmup_init=False,
+        )
+    return torch.optim.AdamW([parameter], lr=lr, weight_decay=weight_decay)
+
+
 def continuous_prompt(
     table: torch.Tensor, allowed_ids: torch.Tensor, config: Any
-) -> tuple[torch.Tensor, torch.optim.AdamW]:
-    """A continuous prompt (restarts, prompt_len, dim) at random allowed tokens, and its AdamW optimizer.
+) -> tuple[torch.Tensor, torch.optim.Optimizer]:
+    """A continuous prompt (restarts, prompt_len, dim) at random allowed tokens, and its optimizer.
 
-    `config` is any method config with prompt_len, restarts, seed, lr and weight_decay (PEZ, soft).
+    `config` is any method config with prompt_len, restarts, seed, lr, weight_decay and optimizer (PEZ, soft).
     """
     init_ids = random_allowed_ids(allowed_ids, (config.restarts, config.prompt_len), config.seed)
     soft_prompt = table[init_ids.to(table.device)].clone().float().requires_grad_(True)
-    return soft_prompt, torch.optim.AdamW([soft_prompt], lr=config.lr, weight_decay=config.weight_decay)
+    return soft_prompt, make_optimizer(soft_prompt, config.optimizer, config.lr, config.weight_decay)
 
 
 class ProjectedGradientStep:

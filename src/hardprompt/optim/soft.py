@@ -13,19 +13,25 @@ import torch
 
 from ..objectives.base import Objective
 from ..vocab import Vocabulary
-from .pez import NearestTokenProjection, continuous_prompt
+from .pez import NearestTokenProjection, continuous_prompt, validate_optimizer
 from .result import Result
 from .search import SearchConfig, affordable, make_tracker
 
 
 @dataclass
 class SoftConfig(SearchConfig):
-    """AdamW on a continuous prompt (initialized at random allowed tokens); `restarts` prompts in one batch."""
+    """AdamW or Adafactor on a continuous prompt (started at random allowed tokens); `restarts` prompts in one batch."""
 
     steps: int = 3000
     lr: float = 0.1
     weight_decay: float = 0.0
     restarts: int = 1
+    optimizer: str = "adamw"
+    """"adamw" or "adafactor" (see pez.make_optimizer)."""
+
+    def validate(self, max_prompt_len: int | None = None) -> None:
+        super().validate(max_prompt_len)
+        validate_optimizer(self.optimizer)
 
 
 def run(objective: Objective, vocab: Vocabulary, config: SoftConfig | None = None) -> Result:
