@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from hardprompt import PEZConfig, load_text_encoder
 from hardprompt.apps.common import build_vocabulary
 from hardprompt.models.clip import CLIPEncoder
+from hardprompt.models.frozen import PackedLinear
 from hardprompt.models.loading import resolve_device
 from hardprompt.objectives import FeatureSimilarity
 from hardprompt.optim.pez import NearestTokenProjection, random_allowed_ids
@@ -56,6 +57,18 @@ def random_clip(arch: str, folder: Path, device: torch.device) -> CLIPEncoder:
     torch.manual_seed(0)
     model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection))
     return CLIPEncoder(model, tokenizer, None, name=f"random-{arch}", device=device)
+
+
+def plain_linear_layers(model: torch.nn.Module) -> torch.nn.Module:
+    """`model` with hardprompt's CPU `PackedLinear` layers turned back into plain `nn.Linear` (the reference's)."""
+    for name, child in model.named_children():
+        if isinstance(child, PackedLinear):
+            plain = torch.nn.Linear(child.in_features, child.out_features, bias=child.bias is not None)
+            plain.weight, plain.bias = child.weight, child.bias
+            setattr(model, name, plain)
+        else:
+            plain_linear_layers(child)
+    return model
 
 
 class ReferenceLoop:
@@ -159,7 +172,7 @@ def main() -> None:
         vocab = build_vocabulary(encoder)
         targets = encoder.encode_texts(["a watercolor painting of a lighthouse on a cliff at sunset"])
         reference_encoder = copy.copy(encoder)
-        reference_encoder.model = copy.deepcopy(encoder.model).to(DTYPES[args.reference_dtype])
+        reference_encoder.model = plain_linear_layers(copy.deepcopy(encoder.model)).to(DTYPES[args.reference_dtype])
         encoder.model.to(DTYPES[args.dtype])  # parameters convert in place: the encoder's table follows
         config = PEZConfig(prompt_len=args.prompt_len, restarts=args.restarts)
         init_ids = random_allowed_ids(vocab.allowed_ids, (args.restarts, args.prompt_len), seed=0).to(device)

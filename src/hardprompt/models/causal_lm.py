@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ..errors import HardpromptError
+from .frozen import freeze
 from .loading import _not_available, model_location, resolve_device
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -43,8 +44,7 @@ class CausalLM:
 
     def __init__(self, model, tokenizer, name: str = "", device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
-        self.model.requires_grad_(False)
+        self.model = freeze(model, self.device)
         self.tokenizer = tokenizer
         self.name = name
         self._body = self.model.base_model

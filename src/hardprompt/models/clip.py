@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .base import TextEncoder
+from .frozen import freeze
 
 
 @lru_cache(maxsize=8)
@@ -30,7 +31,7 @@ class CLIPEncoder(TextEncoder):
     """
 
     def __init__(self, model, tokenizer, image_processor, name: str, device: torch.device) -> None:
-        self.model = model.eval().requires_grad_(False).to(device)
+        self.model = freeze(model, device)
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.name = name

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import TextEncoder
+from .frozen import freeze
 
 
 class SentenceEncoder(TextEncoder):
@@ -18,7 +19,7 @@ class SentenceEncoder(TextEncoder):
     """
 
     def __init__(self, model, tokenizer, name: str, device: torch.device, max_length: int = 256) -> None:
-        self.model = model.eval().requires_grad_(False).to(device)
+        self.model = freeze(model, device)
         self.tokenizer = tokenizer
         self.name = name
         self.device = device

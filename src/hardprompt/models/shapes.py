@@ -15,6 +15,7 @@ from PIL import Image
 from safetensors import safe_open
 
 from ..errors import HardpromptError
+from .frozen import freeze
 from .sentence import SentenceEncoder
 
 #: Alias → weights file in hardprompt/assets/shapes.
@@ -26,7 +27,7 @@ class ShapesEncoder(SentenceEncoder):
 
     def __init__(self, model, tokenizer, image_tower: torch.nn.Module, name: str, device: torch.device) -> None:
         super().__init__(model, tokenizer, name=name, device=device)
-        self.image_tower = image_tower.eval().requires_grad_(False).to(device)
+        self.image_tower = freeze(image_tower, device)
 
     @property
     def supports_images(self) -> bool:
