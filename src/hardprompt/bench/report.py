@@ -18,8 +18,9 @@ PALETTE = {
     "gcg": (214, 39, 40),
     "random": (127, 127, 127),
     "soft": (44, 160, 44),
+    "nanogcg": (0, 0, 0),
 }
-EXTRA_COLORS = [(23, 190, 207), (188, 189, 34), (227, 119, 194), (0, 0, 0)]
+EXTRA_COLORS = [(23, 190, 207), (188, 189, 34), (227, 119, 194), (255, 187, 120)]
 
 
 def _groups(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -35,18 +36,31 @@ def _mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
+RUN_FIELDS = {"prompt_len", "score", "projected_score", "steps", "seconds", "forward_passes", "seed", "hard"}
+"""Numeric fields every row has; any other numeric field is a task's own metric (recovered, target_nll, ...)."""
+
+
+def task_metrics(group: list[dict[str, Any]]) -> str:
+    """Means of a group's task-specific numeric metrics (booleans as fractions), e.g. "recovered 0.50"."""
+    names = [
+        key
+        for key, value in group[0].items()
+        if key not in RUN_FIELDS and isinstance(value, (int, float)) and all(key in row for row in group)
+    ]
+    return ", ".join(f"{name} {statistics.mean(float(row[name]) for row in group):.2f}" for name in names) or "—"
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """One line per task × method: runs, round-trip score (mean ± sd), recovery, steps, forward passes, seconds."""
+    """One line per task × method: runs, round-trip score (mean ± sd), task metrics, steps, forward passes, seconds."""
     lines = [
-        "| task | method | runs | score (mean ± sd) | recovered | steps | forward passes | seconds |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| task | method | runs | score (mean ± sd) | task metrics (mean) | steps | forward passes | seconds |",
+        "|---|---|---:|---:|---|---:|---:|---:|",
     ]
     for (task, method), group in _groups(rows).items():
-        recovered = [row["recovered"] for row in group if "recovered" in row]
         label = method if all(row["hard"] for row in group) else f"{method} (not hard: upper bound)"
-        recovery = f"{statistics.mean(recovered):.2f}" if recovered else "—"
         lines.append(
-            f"| {task} | {label} | {len(group)} | {_mean_sd([row['score'] for row in group])} | {recovery} | "
+            f"| {task} | {label} | {len(group)} | {_mean_sd([row['score'] for row in group])} | "
+            f"{task_metrics(group)} | "
             f"{statistics.mean(row['steps'] for row in group):.0f} | "
             f"{statistics.mean(row['forward_passes'] for row in group):.0f} | "
             f"{statistics.mean(row['seconds'] for row in group):.1f} |"

@@ -1,9 +1,9 @@
 """Benchmark tasks. Each turns a loaded model into task instances: an objective, a vocabulary, a length.
 
-To add a task (the shapes world, LM target strings, ...), write a function
-`build(model, device, options) -> list[TaskInstance]` (load the model any way it needs; `encoder`
-below caches text encoders across tasks) and register `Task(name, default_model, build, summary)`
-in `TASKS`; the harness, the table and the plot need nothing else.
+To add a task, write a function `build(model, device, options) -> list[TaskInstance]` (load the
+model any way it needs; `encoder` and `causal_lm` below cache models across tasks) and register
+`Task(name, default_model, build, summary)` in `TASKS`; the harness, the table and the plot need
+nothing else. A task instance may also carry `peer_inputs` for external optimizers (`bench.peers`).
 """
 
 from __future__ import annotations
@@ -15,16 +15,22 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..apps.common import build_vocabulary
 from ..apps.distill import distilled_length
 from ..errors import HardpromptError
 from ..io import read_lines
 from ..models import TextEncoder, load_text_encoder
+from ..models.causal_lm import CausalLM, load_causal_lm
 from ..objectives import FeatureSimilarity
 from ..objectives.base import Objective
+from ..objectives.target_string import LMTargetString
 from ..optim.pez import random_allowed_ids
 from ..optim.result import Result
-from ..vocab import Vocabulary
+from ..shapes import render
+from ..shapes.evaluation import evaluation_scenes, word_recovery
+from ..vocab import Vocabulary, VocabularyRules
 
 
 @dataclass
@@ -38,6 +44,8 @@ class TaskInstance:
     prompt_len: int
     max_prompt_len: int | None = None
     metrics: Callable[[Result], dict[str, Any]] = field(default=lambda result: {})
+    peer_inputs: dict[str, Any] | None = None
+    """What external optimizers need to run the same problem (lm-target: the model and the chat turn)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,12 @@ class Task:
 def encoder(model: str, device: str) -> TextEncoder:
     """A text encoder loaded once per (model, device) for all tasks of a suite."""
     return load_text_encoder(model, device=device)
+
+
+@cache
+def causal_lm(model: str, device: str) -> CausalLM:
+    """A causal LM loaded once per (model, device) for all tasks of a suite."""
+    return load_causal_lm(model, device=device)
 
 
 def recovered_fraction(found: list[int], planted: list[int]) -> float:
@@ -101,10 +115,122 @@ def distill_instances(model: str, device: str, options: dict[str, Any]) -> list[
     return instances
 
 
+def shapes_instances(model: str, device: str, options: dict[str, Any]) -> list[TaskInstance]:
+    """Image → prompt in the shapes world: each of `scenes` (2) held-out rendered scenes is a target.
+
+    Metrics: the fraction of the scene's color and shape words in the prompt, and the cosine of the
+    prompt to the image under the independently trained `shapes-reference` tower.
+    """
+    text_encoder = encoder(model, device)
+    if not text_encoder.supports_images:
+        raise HardpromptError(f"the shapes task needs an image-text model such as 'shapes', not {model!r}")
+    reference = encoder("shapes-reference", device)
+    vocab = build_vocabulary(text_encoder)
+    length = int(options.get("prompt_len") or 8)
+    instances = []
+    for index, scene in enumerate(evaluation_scenes(int(options.get("scenes", 2)))):
+        image = render(scene)
+        objective = FeatureSimilarity(text_encoder, text_encoder.encode_images([image]))
+        reference_features = reference.encode_images([image])
+
+        def metrics(result: Result, scene=scene, reference_features=reference_features) -> dict[str, Any]:
+            similarity = (reference.encode_texts([result.prompt]) @ reference_features.T).item()
+            return {"word_recovery": word_recovery(result.prompt, scene), "reference_similarity": similarity}
+
+        label = f"scene-{index}"
+        instances.append(
+            TaskInstance(label, text_encoder.name, objective, vocab, length, text_encoder.max_prompt_len, metrics)
+        )
+    return instances
+
+
+DEFAULT_TARGETS = (
+    ("Tell me a joke.", "Sure, here is a joke about cats"),
+    ("What is 2 + 2?", "2 + 2 is 5"),
+)
+"""(instruction, target) pairs of the lm-target task when no `--targets` file is given."""
+
+
+def read_targets(path: str) -> list[tuple[str, str]]:
+    """(instruction, target) pairs from a file: one per line, `INSTRUCTION<TAB>TARGET` or just `TARGET`."""
+    pairs = []
+    for line in read_lines(Path(path)):
+        instruction, _, target = line.rpartition("\t")
+        if not target.strip():
+            raise HardpromptError(f"{path}: a line has no target text: {line!r}")
+        pairs.append((instruction, target))
+    return pairs
+
+
+def chat_turn(lm: CausalLM, instruction: str) -> tuple[str, str]:
+    """The text before and after the optimized prompt in one user turn, laid out as nanoGCG does.
+
+    With a chat template: the user's message is `instruction + PROMPT`; before = the template up to
+    the prompt, after = the rest, which opens the assistant's turn. A leading BOS is cut from the
+    text only where tokenizing adds it again (`lm.prefix_ids`). Without a template: `instruction`
+    before, nothing after.
+    """
+    if not getattr(lm.tokenizer, "chat_template", None):
+        return instruction, ""
+    marker = "{optim_str}"
+    messages = [{"role": "user", "content": instruction + marker}]
+    template = lm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    bos = lm.tokenizer.bos_token
+    if lm.prefix_ids and bos and template.startswith(bos):
+        template = template[len(bos) :]
+    before, after = template.split(marker)
+    return before, after
+
+
+@torch.no_grad()
+def greedy_says_target(lm: CausalLM, objective: LMTargetString, prompt_ids: list[int]) -> bool:
+    """Whether greedy decoding after `[specials] instruction PROMPT suffix` produces exactly the target's tokens."""
+    ids = objective.head_ids + list(prompt_ids) + objective.suffix_ids
+    inputs = torch.tensor([ids], device=lm.device)
+    output = lm.model.generate(
+        inputs,
+        attention_mask=torch.ones_like(inputs),
+        max_new_tokens=len(objective.target_ids),
+        do_sample=False,
+        pad_token_id=lm.tokenizer.pad_token_id or lm.tokenizer.eos_token_id,
+    )
+    return output[0, len(ids) :].tolist() == objective.target_ids
+
+
+def lm_target_instances(model: str, device: str, options: dict[str, Any]) -> list[TaskInstance]:
+    """LM target strings: a prompt inside the user's turn that makes the LM answer with a given text.
+
+    The loss is the target's mean NLL (score = −NLL); prompts are ASCII tokens, as nanoGCG's. Pairs
+    come from `targets` (a file) or DEFAULT_TARGETS. Metric: does greedy decoding say the target.
+    """
+    lm = causal_lm(model, device)
+    vocab = Vocabulary(lm.tokenizer, len(lm.embedding_table), lm.tokenize, VocabularyRules(ascii_only=True))
+    pairs = read_targets(options["targets"]) if options.get("targets") else list(DEFAULT_TARGETS)
+    length = int(options.get("prompt_len") or 10)
+    instances = []
+    for index, (instruction, target) in enumerate(pairs):
+        before, after = chat_turn(lm, instruction)
+        objective = LMTargetString(lm, target, instruction=before, suffix=after)
+
+        def metrics(result: Result, objective=objective) -> dict[str, Any]:
+            return {
+                "target_nll": -result.score,
+                "greedy_says_target": greedy_says_target(lm, objective, result.token_ids),
+            }
+
+        peer = {"lm": lm, "instruction": instruction, "target": target}
+        instances.append(
+            TaskInstance(f"target-{index}", model, objective, vocab, length, lm.max_positions, metrics, peer)
+        )
+    return instances
+
+
 TASKS: dict[str, Task] = {
     task.name: task
     for task in (
         Task("planted", "minilm", planted_instances, "recover a planted random token sequence from its features"),
         Task("distill", "minilm", distill_instances, "distill each prompt of a file to 0.3 of its length"),
+        Task("shapes", "shapes", shapes_instances, "invert rendered scenes of the shapes world into prompts"),
+        Task("lm-target", "smollm2", lm_target_instances, "make a causal LM answer with a given target text"),
     )
 }

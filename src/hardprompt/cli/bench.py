@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from ..bench import TASKS, Budget, run_suite
+from ..bench.peers import PEERS
 from ..bench.report import markdown_table, plot
 from ..errors import HardpromptError
 from ..io import atomic_write_text, write_jsonl
@@ -22,7 +23,12 @@ from .common import comma_list
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("bench", help="compare optimizers on benchmark tasks at equal budget")
     parser.add_argument("--tasks", type=comma_list, default=["planted", "distill"], help=f"of: {', '.join(TASKS)}")
-    parser.add_argument("--methods", type=comma_list, default=list(METHODS), help="optimizers (default: all)")
+    parser.add_argument(
+        "--methods",
+        type=comma_list,
+        default=list(METHODS),
+        help=f"optimizers (default: all registered); external peers: {', '.join(PEERS)} (lm-target only)",
+    )
     parser.add_argument("--seeds", type=comma_list, default=["0"], help="comma-separated seeds (0)")
     parser.add_argument("--max-seconds", type=float, default=60.0, help="wall-clock budget per run (60)")
     parser.add_argument("--max-forward-passes", type=int, default=None, help="forward-pass budget per run")
@@ -31,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--ratio", type=float, default=0.3, help="distill: prompt length / original length (0.3)")
     parser.add_argument("--planted-len", type=int, default=8, help="planted: tokens in the planted prompt (8)")
     parser.add_argument("--planted-count", type=int, default=2, help="planted: planted prompts (2)")
+    parser.add_argument("--scenes", type=int, default=2, help="shapes: held-out scenes to invert (2)")
+    parser.add_argument("--targets", default=None, help="lm-target: file of INSTRUCTION<TAB>TARGET lines")
+    parser.add_argument("--prompt-len", type=int, default=None, help="shapes (8) and lm-target (10): prompt length")
     parser.add_argument("--model", default=None, help="use this model for every task (default: each task's own)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--out", required=True, help="output prefix: writes PREFIX.jsonl, PREFIX.md, PREFIX.png")
@@ -41,13 +50,17 @@ def command_line(args: argparse.Namespace) -> str:
     """The canonical command that reproduces this run."""
     words = ["hardprompt", "bench", "--tasks", ",".join(args.tasks), "--methods", ",".join(args.methods)]
     words += ["--seeds", ",".join(args.seeds)]
-    for option in ("max_seconds", "max_forward_passes", "steps", "prompts", "model"):
+    for option in ("max_seconds", "max_forward_passes", "steps", "prompts", "model", "prompt_len"):
         if getattr(args, option) is not None:
             words += ["--" + option.replace("_", "-"), str(getattr(args, option))]
     if "distill" in args.tasks:
         words += ["--ratio", str(args.ratio)]
     if "planted" in args.tasks:
         words += ["--planted-len", str(args.planted_len), "--planted-count", str(args.planted_count)]
+    if "shapes" in args.tasks:
+        words += ["--scenes", str(args.scenes)]
+    if "lm-target" in args.tasks and args.targets:
+        words += ["--targets", args.targets]
     return shlex.join([*words, "--device", args.device, "--out", args.out])
 
 
@@ -79,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
         "ratio": args.ratio,
         "planted_len": args.planted_len,
         "planted_count": args.planted_count,
+        "scenes": args.scenes,
+        "targets": args.targets,
+        "prompt_len": args.prompt_len,
     }
     saved: list[dict[str, Any]] = []
 

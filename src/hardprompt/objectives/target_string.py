@@ -1,7 +1,9 @@
 """Make a causal LM continue with a given target text: loss = the target's NLL after the prompt.
 
-The model reads `[specials] instruction PROMPT target` (token lists joined; the instruction is
-optional, and the target is tokenized as given, so start it with a space to begin a new word).
+The model reads `[specials] instruction PROMPT suffix target` (token lists joined; instruction and
+suffix are optional, and the target is tokenized as given, so start it with a space to begin a new
+word). A chat model's template fits this layout: the instruction is the template up to the user's
+text, the suffix what closes the user's turn and opens the assistant's (as nanoGCG lays it out).
 """
 
 from __future__ import annotations
@@ -20,15 +22,16 @@ from .lm_sequences import NearestTokens, prompt_fluency, prompted_hidden_states
 class LMTargetString:
     """loss = mean NLL (B,) of the target's tokens; score = −loss. Logits only at the target positions."""
 
-    def __init__(self, lm: CausalLM, target: str, instruction: str = "", max_rows: int = 256) -> None:
+    def __init__(self, lm: CausalLM, target: str, instruction: str = "", suffix: str = "", max_rows: int = 256) -> None:
         self.lm = lm
         self.target_ids = lm.tokenize(target)
         if not self.target_ids:
             raise HardpromptError("the target text is empty")
         self.head_ids = list(lm.prefix_ids) + (lm.tokenize(instruction) if instruction else [])
+        self.suffix_ids = lm.tokenize(suffix) if suffix else []
         self.max_rows = max_rows
         self._head = lm.embed(self.head_ids).detach()
-        self._tail = lm.embed(self.target_ids)[None].detach()
+        self._tail = lm.embed(self.suffix_ids + self.target_ids)[None].detach()
         self._targets = torch.tensor(self.target_ids, device=lm.device)
         self._nearest = NearestTokens(lm.embedding_table)
 
@@ -45,7 +48,7 @@ class LMTargetString:
             parts = [self.evaluate(chunk) for chunk in prompt_embeds.split(self.max_rows)]
             return Evaluation(loss=torch.cat([p.loss for p in parts]), score=torch.cat([p.score for p in parts]))
         hidden = prompted_hidden_states(self.lm, self._head, prompt_embeds, self._tail)[:, 0]
-        start = len(self.head_ids) + prompt_embeds.shape[1] - 1
+        start = len(self.head_ids) + prompt_embeds.shape[1] + len(self.suffix_ids) - 1
         if start < 0:
             raise HardpromptError("an empty prompt with no instruction and no start token cannot predict a target")
         logits = self.lm.logits(hidden[:, start : start + len(self.target_ids)])
