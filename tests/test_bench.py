@@ -129,6 +129,25 @@ def test_nanogcg_step_budget():
 
 
 @pytest.mark.skipif(not nanogcg_available(), reason="nanogcg is not installed")
+def test_nanogcg_without_a_step_or_pass_budget_is_refused_before_any_model_loads(tmp_path, capsys):
+    code = main(
+        [
+            "bench",
+            "--tasks",
+            "lm-target",
+            "--model",
+            "./no/such/model",
+            "--methods",
+            "nanogcg",
+            "--out",
+            str(tmp_path / "x"),
+        ]
+    )
+    assert code == 2
+    assert "nanogcg has no time limit" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not nanogcg_available(), reason="nanogcg is not installed")
 def test_nanogcg_peer_optimizes_the_same_objective(chat_lm_dir, targets_file):
     """nanoGCG's own loss of its best string equals the lm-target objective's: the same problem."""
     rows = run_suite(

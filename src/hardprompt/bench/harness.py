@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import HardpromptError
 from ..optim.registry import build_config, get_method, run_method
 from ..optim.result import Result
-from .peers import PEERS, nanogcg_available
+from .peers import PEERS, nanogcg_available, nanogcg_steps
 from .tasks import TASKS, TaskInstance
 
 CURVE_POINTS = 200
@@ -75,6 +75,7 @@ def run_suite(
         if name in PEERS:
             if not nanogcg_available():
                 raise HardpromptError(f"{name} is not installed: pip install --no-deps nanogcg scipy")
+            nanogcg_steps(budget.steps, budget.forward_passes, search_width=1)  # a budget it can keep, or an error
         else:
             get_method(name)
     unknown = [name for name in tasks if name not in TASKS]

@@ -60,7 +60,7 @@ def run_nanogcg(instance: TaskInstance, steps: int | None, forward_passes: int |
     import nanogcg
     from nanogcg.gcg import GCG
 
-    inputs = instance.peer_inputs or {}
+    inputs = instance.peer_inputs
     lm = inputs["lm"]
     defaults = GCGConfig()
     config = nanogcg.GCGConfig(
