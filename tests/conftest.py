@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from tiny_lm import CHAT_TEMPLATE, save_tiny_causal_lm
 from tiny_models import save_tiny_clip
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # a test must never download
@@ -21,6 +22,12 @@ def tiny_clip(tiny_clip_dir):
     from hardprompt import load_text_encoder
 
     return load_text_encoder(str(tiny_clip_dir), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def chat_lm_dir(tmp_path_factory) -> Path:
+    """A tiny random Llama whose tokenizer has a ChatML-like chat template."""
+    return save_tiny_causal_lm(tmp_path_factory.mktemp("chat-lm"), "llama", chat_template=CHAT_TEMPLATE)
 
 
 @pytest.fixture(scope="session")

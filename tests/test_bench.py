@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
-from tiny_lm import save_tiny_causal_lm
 
 from hardprompt.bench import TASKS, Budget, run_suite
 from hardprompt.bench.peers import nanogcg_available, nanogcg_steps
 from hardprompt.bench.report import markdown_table
-from hardprompt.bench.tasks import chat_turn, greedy_says_target, recovered_fraction
+from hardprompt.bench.tasks import recovered_fraction
 from hardprompt.cli import main
 from hardprompt.errors import HardpromptError
 
@@ -62,23 +61,6 @@ def test_bench_rejects_unknown_task(tmp_path, capsys):
 
 # --- the shapes world and LM target strings, and the nanoGCG peer ------------------------------------
 
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}<|endoftext|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<s>assistant\n{% endif %}"
-)
-"""ChatML-like, as SmolLM2's: the BOS text opens every turn, and tokenizing adds no BOS."""
-
-
-@pytest.fixture(scope="module")
-def chat_lm_dir(tmp_path_factory) -> Path:
-    from transformers import AutoTokenizer
-
-    folder = save_tiny_causal_lm(tmp_path_factory.mktemp("chat-lm"), "llama")
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    tokenizer.chat_template = CHAT_TEMPLATE
-    tokenizer.save_pretrained(folder)
-    return folder
-
 
 @pytest.fixture(scope="module")
 def targets_file(tmp_path_factory) -> Path:
@@ -90,7 +72,7 @@ def targets_file(tmp_path_factory) -> Path:
 def test_lm_target_task_lays_out_the_chat_turn_and_measures_greedy_decoding(chat_lm_dir, targets_file):
     (instance,) = TASKS["lm-target"].build(str(chat_lm_dir), "cpu", {"targets": str(targets_file), "prompt_len": 4})
     lm = instance.peer_inputs["lm"]
-    assert chat_turn(lm, "tell me about it") == ("<s>user\ntell me about it", "<|endoftext|>\n<s>assistant\n")
+    assert lm.chat_turn("tell me about it") == ("<s>user\ntell me about it", "<|endoftext|>\n<s>assistant\n")
     objective = instance.objective
     assert objective.head_ids == lm.tokenize("<s>user\ntell me about it")
     assert objective.suffix_ids == lm.tokenize("<|endoftext|>\n<s>assistant\n")
@@ -99,9 +81,9 @@ def test_lm_target_task_lays_out_the_chat_turn_and_measures_greedy_decoding(chat
     ids = objective.head_ids + prompt + objective.suffix_ids
     greedy = lm.model.generate(torch.tensor([ids]), max_new_tokens=len(objective.target_ids), do_sample=False)
     said = greedy[0, len(ids) :].tolist()
-    assert greedy_says_target(lm, objective, prompt) == (said == objective.target_ids)
+    assert objective.says_target(prompt) == (said == objective.target_ids)
     objective.target_ids = said  # the model's own greedy answer is, by definition, said
-    assert greedy_says_target(lm, objective, prompt)
+    assert objective.says_target(prompt)
 
 
 def test_bench_runs_the_shapes_and_lm_target_tasks_with_their_metrics(chat_lm_dir, targets_file, tmp_path):

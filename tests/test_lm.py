@@ -269,6 +269,34 @@ def test_target_string_errors(llama):
         LMTargetString(llama, " good").score_token_ids([])
 
 
+def test_target_cli_finds_a_prompt_in_the_chat_turn_and_reports_greedy_decoding(chat_lm_dir, tmp_path, capsys):
+    out = tmp_path / "target.json"
+    args = ["target", "the movie was good", "--model", str(chat_lm_dir), "--instruction", "tell me about it"]
+    code = main([*args, "--method", "gcg", "--steps", "3", "--prompt-len", "4", "--device", "cpu", "--out", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result["method"] == "gcg" and len(result["token_ids"]) <= 4 and result["steps"] == 3
+    assert result["config"]["chat"] is True and result["config"]["instruction"] == "tell me about it"
+    assert result["config"]["target_nll"] == pytest.approx(-result["score"])
+    lm = load_causal_lm(str(chat_lm_dir), device="cpu")
+    before, after = lm.chat_turn("tell me about it")
+    objective = LMTargetString(lm, "the movie was good", instruction=before, suffix=after)
+    assert result["score"] == pytest.approx(objective.score_token_ids(lm.tokenize(result["prompt"])), abs=1e-5)
+    assert result["config"]["greedy_says_target"] == objective.says_target(result["token_ids"])
+    err = capsys.readouterr().err
+    assert "target NLL" in err and "greedy decoding" in err
+    plain = tmp_path / "plain.json"
+    assert main([*args, "--no-chat", "--steps", "2", "--prompt-len", "3", "--device", "cpu", "--out", str(plain)]) == 0
+    assert json.loads(plain.read_text())["config"]["chat"] is False
+
+
+def test_target_cli_errors_are_one_line(chat_lm_dir, capsys):
+    assert main(["target", " ", "--model", str(chat_lm_dir), "--device", "cpu"]) == 2
+    assert capsys.readouterr().err.strip() == "hardprompt: error: the target text is empty"
+    assert main(["target", "good", "--model", str(chat_lm_dir), "--prompt-len", "500", "--device", "cpu"]) == 2
+    assert "prompt" in capsys.readouterr().err
+
+
 # --- data -------------------------------------------------------------------------------------------
 
 

@@ -68,8 +68,17 @@ def training_text() -> list[str]:
     return sentences
 
 
-def save_tiny_causal_lm(folder: Path, architecture: str = "llama", bos: bool = False, seed: int = 0) -> Path:
-    """A random causal LM and its tokenizer saved to `folder` (loadable with from_pretrained)."""
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}<|endoftext|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<s>assistant\n{% endif %}"
+)
+"""ChatML-like, as SmolLM2's: the BOS text opens every turn, and tokenizing adds no BOS."""
+
+
+def save_tiny_causal_lm(
+    folder: Path, architecture: str = "llama", bos: bool = False, seed: int = 0, chat_template: str | None = None
+) -> Path:
+    """A random causal LM and its tokenizer (with `chat_template`, if given) saved to `folder`."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -87,6 +96,7 @@ def save_tiny_causal_lm(folder: Path, architecture: str = "llama", bos: bool = F
     wrapped = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, eos_token="<|endoftext|>", bos_token="<s>", pad_token="<|endoftext|>"
     )
+    wrapped.chat_template = chat_template
     wrapped.save_pretrained(folder)
     torch.manual_seed(seed)
     size = dict(vocab_size=len(wrapped), bos_token_id=1, eos_token_id=0)

@@ -1,9 +1,18 @@
 """hardprompt: short, human-readable hard prompts by gradient-based discrete optimization."""
 
-from .apps import distill, invert
+from .apps import distill, invert, target_string
 from .errors import HardpromptError
 from .models import TextEncoder, load_text_encoder
 from .optim import PEZConfig, Result
 
-__all__ = ["HardpromptError", "PEZConfig", "Result", "TextEncoder", "distill", "invert", "load_text_encoder"]
+__all__ = [
+    "HardpromptError",
+    "PEZConfig",
+    "Result",
+    "TextEncoder",
+    "distill",
+    "invert",
+    "load_text_encoder",
+    "target_string",
+]
 __version__ = "0.1.0"

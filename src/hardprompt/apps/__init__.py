@@ -2,5 +2,6 @@
 
 from .distill import distill
 from .invert import invert
+from .target import target_string
 
-__all__ = ["distill", "invert"]
+__all__ = ["distill", "invert", "target_string"]

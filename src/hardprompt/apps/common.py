@@ -12,6 +12,7 @@ from PIL import Image
 from ..errors import HardpromptError
 from ..io import load_image, looks_like_image_path, read_lines
 from ..models import TextEncoder, load_text_encoder
+from ..models.causal_lm import CausalLM
 from ..objectives.base import Objective
 from ..optim.registry import MethodConfig, run_method
 from ..optim.result import Result
@@ -72,24 +73,25 @@ def bank_phrases(bank: BankLike) -> tuple[str, ...] | None:
 
 
 def build_vocabulary(
-    encoder: TextEncoder, blocklist: Sequence[str] = (), bank: BankLike = None, ascii_only: bool = False
+    encoder: TextEncoder | CausalLM, blocklist: Sequence[str] = (), bank: BankLike = None, ascii_only: bool = False
 ) -> Vocabulary:
-    """The allowed tokens of `encoder` under the user's vocabulary rules."""
+    """The allowed tokens of a model (text encoder or causal LM) under the user's vocabulary rules."""
     rules = VocabularyRules(blocklist=tuple(blocklist), bank_phrases=bank_phrases(bank), ascii_only=ascii_only)
     return Vocabulary(encoder.tokenizer, len(encoder.embedding_table), encoder.tokenize, rules)
 
 
 def run_optimizer(
     objective: Objective,
-    encoder: TextEncoder,
     vocab: Vocabulary,
     config: MethodConfig,
     options: dict[str, Any],
+    model_name: str,
+    max_prompt_len: int | None,
 ) -> Result:
-    """Validate `config` against the model, run its method (PEZ, GCG, ...), and label the result."""
-    config.validate(encoder.max_prompt_len)
+    """Validate `config` against the model's longest prompt, run its method (PEZ, GCG, ...), and label the result."""
+    config.validate(max_prompt_len)
     result = run_method(objective, vocab, config)
-    result.model = encoder.name
+    result.model = model_name
     vocabulary_options = {
         "blocklist": list(vocab.rules.blocklist),
         "ascii_only": vocab.rules.ascii_only,

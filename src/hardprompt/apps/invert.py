@@ -63,4 +63,4 @@ def invert(
         "negative_weight": negative_weight,
         "bank": describe(bank) if not isinstance(bank, (list, tuple)) else "<phrases>",
     }
-    return run_optimizer(objective, encoder, vocab, config, options)
+    return run_optimizer(objective, vocab, config, options, encoder.name, encoder.max_prompt_len)

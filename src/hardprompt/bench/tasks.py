@@ -15,8 +15,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..apps.common import build_vocabulary
 from ..apps.distill import distilled_length
 from ..errors import HardpromptError
@@ -30,7 +28,7 @@ from ..optim.pez import random_allowed_ids
 from ..optim.result import Result
 from ..shapes import render
 from ..shapes.evaluation import evaluation_scenes, word_recovery
-from ..vocab import Vocabulary, VocabularyRules
+from ..vocab import Vocabulary
 
 
 @dataclass
@@ -162,41 +160,6 @@ def read_targets(path: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def chat_turn(lm: CausalLM, instruction: str) -> tuple[str, str]:
-    """The text before and after the optimized prompt in one user turn, laid out as nanoGCG does.
-
-    With a chat template: the user's message is `instruction + PROMPT`; before = the template up to
-    the prompt, after = the rest, which opens the assistant's turn. A leading BOS is cut from the
-    text only where tokenizing adds it again (`lm.prefix_ids`). Without a template: `instruction`
-    before, nothing after.
-    """
-    if not getattr(lm.tokenizer, "chat_template", None):
-        return instruction, ""
-    marker = "{optim_str}"
-    messages = [{"role": "user", "content": instruction + marker}]
-    template = lm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    bos = lm.tokenizer.bos_token
-    if lm.prefix_ids and bos and template.startswith(bos):
-        template = template[len(bos) :]
-    before, after = template.split(marker)
-    return before, after
-
-
-@torch.no_grad()
-def greedy_says_target(lm: CausalLM, objective: LMTargetString, prompt_ids: list[int]) -> bool:
-    """Whether greedy decoding after `[specials] instruction PROMPT suffix` produces exactly the target's tokens."""
-    ids = objective.head_ids + list(prompt_ids) + objective.suffix_ids
-    inputs = torch.tensor([ids], device=lm.device)
-    output = lm.model.generate(
-        inputs,
-        attention_mask=torch.ones_like(inputs),
-        max_new_tokens=len(objective.target_ids),
-        do_sample=False,
-        pad_token_id=lm.tokenizer.pad_token_id or lm.tokenizer.eos_token_id,
-    )
-    return output[0, len(ids) :].tolist() == objective.target_ids
-
-
 def lm_target_instances(model: str, device: str, options: dict[str, Any]) -> list[TaskInstance]:
     """LM target strings: a prompt inside the user's turn that makes the LM answer with a given text.
 
@@ -204,18 +167,18 @@ def lm_target_instances(model: str, device: str, options: dict[str, Any]) -> lis
     come from `targets` (a file) or DEFAULT_TARGETS. Metric: does greedy decoding say the target.
     """
     lm = causal_lm(model, device)
-    vocab = Vocabulary(lm.tokenizer, len(lm.embedding_table), lm.tokenize, VocabularyRules(ascii_only=True))
+    vocab = build_vocabulary(lm, ascii_only=True)
     pairs = read_targets(options["targets"]) if options.get("targets") else list(DEFAULT_TARGETS)
     length = int(options.get("prompt_len") or 10)
     instances = []
     for index, (instruction, target) in enumerate(pairs):
-        before, after = chat_turn(lm, instruction)
+        before, after = lm.chat_turn(instruction)
         objective = LMTargetString(lm, target, instruction=before, suffix=after)
 
         def metrics(result: Result, objective=objective) -> dict[str, Any]:
             return {
                 "target_nll": -result.score,
-                "greedy_says_target": greedy_says_target(lm, objective, result.token_ids),
+                "greedy_says_target": objective.says_target(result.token_ids),
             }
 
         peer = {"lm": lm, "instruction": instruction, "target": target}

@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import HardpromptError
-from . import bench, distill, evaluate_prompt, generate, invert, reproduce, score, tune
+from . import bench, distill, evaluate_prompt, generate, invert, reproduce, score, target, tune
 
-SUBCOMMANDS = (invert, distill, generate, score, reproduce, bench, tune, evaluate_prompt)
+SUBCOMMANDS = (invert, distill, target, generate, score, reproduce, bench, tune, evaluate_prompt)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -75,6 +75,25 @@ class CausalLM:
         """Token ids of `text`, without special tokens."""
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def chat_turn(self, instruction: str) -> tuple[str, str]:
+        """The text before and after a prompt that ends the user's message `instruction + PROMPT`.
+
+        With a chat template, before = the template up to the prompt and after = the rest, which
+        closes the user's turn and opens the assistant's (nanoGCG's layout); a leading BOS is cut
+        from the text only where tokenizing adds it again (`prefix_ids`). Without a template:
+        `instruction` before, nothing after.
+        """
+        if not getattr(self.tokenizer, "chat_template", None):
+            return instruction, ""
+        marker = "{optim_str}"
+        messages = [{"role": "user", "content": instruction + marker}]
+        template = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        bos = self.tokenizer.bos_token
+        if self.prefix_ids and bos and template.startswith(bos):
+            template = template[len(bos) :]
+        before, after = template.split(marker)
+        return before, after
+
     def hidden_states(self, inputs_embeds: torch.Tensor, past: KeyValues | None = None) -> torch.Tensor:
         """Final hidden states (batch, seq, dim) of sequences given as embeddings (batch, seq, dim).
 

@@ -67,3 +67,18 @@ class LMTargetString:
         """−NLL of the target after this prompt."""
         embeds = self.lm.embed(list(token_ids))[None]
         return self.evaluate(embeds).score.item()
+
+    @torch.no_grad()
+    def says_target(self, token_ids: Sequence[int]) -> bool:
+        """Whether greedy decoding after this prompt (and the suffix) produces exactly the target's tokens."""
+        ids = self.head_ids + list(token_ids) + self.suffix_ids
+        inputs = torch.tensor([ids], device=self.lm.device)
+        tokenizer = self.lm.tokenizer
+        output = self.lm.model.generate(
+            inputs,
+            attention_mask=torch.ones_like(inputs),
+            max_new_tokens=len(self.target_ids),
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+        )
+        return output[0, len(ids) :].tolist() == self.target_ids
