@@ -53,6 +53,16 @@ def mean_of(rows: list[dict], key: str) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+VARIANT_ORDER = ["empty", "pez", "pez@0.5", "autoprompt-sgd", "fluentprompt@0.5", "soft"]
+
+
+def table_order(row: dict) -> tuple:
+    """Rows by dataset, shots, then the variants in VARIANT_ORDER (others after, by name)."""
+    variant = row["variant"]
+    rank = VARIANT_ORDER.index(variant) if variant in VARIANT_ORDER else len(VARIANT_ORDER)
+    return row["dataset"], row["shots"], rank, variant
+
+
 def markdown_table(jsonl: str) -> str:
     """One row per dataset × shots × variant: validation accuracy mean ± std, holdout, s/step, a prompt."""
     lines = [
@@ -62,6 +72,7 @@ def markdown_table(jsonl: str) -> str:
     ]
     with open(jsonl, encoding="utf-8") as file:
         rows = [json.loads(line) for line in file if line.strip()]
+    rows.sort(key=table_order)
     for row in rows:
         valid, holdout = row["valid_accuracy"], row["holdout_accuracy"]
         speed = f"{row['seconds_per_step']:.2f}" if row["seconds_per_step"] is not None else "–"

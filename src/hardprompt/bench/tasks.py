@@ -43,7 +43,7 @@ class TaskInstance:
     max_prompt_len: int | None = None
     metrics: Callable[[Result], dict[str, Any]] = field(default=lambda result: {})
     peer_inputs: dict[str, Any] | None = None
-    """What external optimizers need to run the same problem (lm-target: the model and the chat turn)."""
+    """What external optimizers need to run the same problem (lm-target: the model, instruction and target)."""
 
 
 @dataclass(frozen=True)
