@@ -58,6 +58,11 @@ def describe(value: object) -> object:
     return value
 
 
+def describe_bank(bank: BankLike) -> object:
+    """The bank as the result's config records it: its path, or "<phrases>" for phrases given directly."""
+    return "<phrases>" if isinstance(bank, (list, tuple)) else describe(bank)
+
+
 def as_encoder(model: ModelLike, device: str = "auto", dtype: str = "float32") -> TextEncoder:
     """Accept a loaded adapter as is; load a name or path."""
     return model if isinstance(model, TextEncoder) else load_text_encoder(model, device=device, dtype=dtype)

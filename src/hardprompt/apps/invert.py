@@ -17,6 +17,7 @@ from .common import (
     as_image,
     build_vocabulary,
     describe,
+    describe_bank,
     encode_negatives,
     run_optimizer,
 )
@@ -61,6 +62,6 @@ def invert(
         "images": describe(list(images)),
         "negatives": describe(list(negatives)),
         "negative_weight": negative_weight,
-        "bank": describe(bank) if not isinstance(bank, (list, tuple)) else "<phrases>",
+        "bank": describe_bank(bank),
     }
     return run_optimizer(objective, vocab, config, options, encoder.name, encoder.max_prompt_len)

@@ -14,9 +14,19 @@ from ..objectives.target_string import LMTargetString
 from ..optim.pez import PEZConfig
 from ..optim.registry import MethodConfig
 from ..optim.result import Result
-from .common import BankLike, build_vocabulary, describe, run_optimizer
+from .common import BankLike, build_vocabulary, describe_bank, run_optimizer
 
 DEFAULT_LM = "smollm2"
+
+
+def target_objective(lm: CausalLM, target: str, instruction: str = "", chat: bool = True) -> LMTargetString:
+    """The target-string objective with the prompt at the end of the user's message `instruction + PROMPT`.
+
+    With `chat`, the turn is laid out in the model's chat template (`CausalLM.chat_turn`, nanoGCG's
+    layout); without it, or without a template, the model reads `instruction PROMPT target`.
+    """
+    before, after = lm.chat_turn(instruction) if chat else (instruction, "")
+    return LMTargetString(lm, target, instruction=before, suffix=after)
 
 
 def target_string(
@@ -41,15 +51,14 @@ def target_string(
     if not target.strip():
         raise HardpromptError("the target text is empty")
     lm = model if isinstance(model, CausalLM) else load_causal_lm(model, device)
-    before, after = lm.chat_turn(instruction) if chat else (instruction, "")
-    objective = LMTargetString(lm, target, instruction=before, suffix=after)
+    objective = target_objective(lm, target, instruction, chat)
     vocab = build_vocabulary(lm, blocklist, bank, ascii_only)
     fixed_tokens = len(objective.head_ids) + len(objective.suffix_ids) + len(objective.target_ids)
     options = {
         "target": target,
         "instruction": instruction,
-        "chat": chat and bool(after),
-        "bank": describe(bank) if not isinstance(bank, (list, tuple)) else "<phrases>",
+        "chat": bool(objective.suffix_ids),
+        "bank": describe_bank(bank),
     }
     result = run_optimizer(objective, vocab, config, options, lm.name, lm.max_positions - fixed_tokens)
     result.config["target_nll"] = -result.score

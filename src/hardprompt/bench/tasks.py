@@ -17,13 +17,13 @@ from typing import Any
 
 from ..apps.common import build_vocabulary
 from ..apps.distill import distilled_length
+from ..apps.target import target_objective
 from ..errors import HardpromptError
 from ..io import read_lines
 from ..models import TextEncoder, load_text_encoder
 from ..models.causal_lm import CausalLM, load_causal_lm
 from ..objectives import FeatureSimilarity
 from ..objectives.base import Objective
-from ..objectives.target_string import LMTargetString
 from ..optim.pez import random_allowed_ids
 from ..optim.result import Result
 from ..shapes import render
@@ -172,8 +172,7 @@ def lm_target_instances(model: str, device: str, options: dict[str, Any]) -> lis
     length = int(options.get("prompt_len") or 10)
     instances = []
     for index, (instruction, target) in enumerate(pairs):
-        before, after = lm.chat_turn(instruction)
-        objective = LMTargetString(lm, target, instruction=before, suffix=after)
+        objective = target_objective(lm, target, instruction)
 
         def metrics(result: Result, objective=objective) -> dict[str, Any]:
             return {
