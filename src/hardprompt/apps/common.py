@@ -95,7 +95,11 @@ def run_optimizer(
 ) -> Result:
     """Validate `config` against the model's longest prompt, run its method (PEZ, GCG, ...), and label the result."""
     config.validate(max_prompt_len)
-    result = run_method(objective, vocab, config)
+    return label_result(run_method(objective, vocab, config), vocab, options, model_name)
+
+
+def label_result(result: Result, vocab: Vocabulary, options: dict[str, Any], model_name: str) -> Result:
+    """`result` with its model's name and the application's and vocabulary's options in its config."""
     result.model = model_name
     vocabulary_options = {
         "blocklist": list(vocab.rules.blocklist),

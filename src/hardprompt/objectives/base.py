@@ -47,3 +47,23 @@ class SupportsFluency(Protocol):
     def fluency_loss(self, prompt_embeds: torch.Tensor) -> torch.Tensor:
         """Differentiable (batch,) mean negative log-likelihood per token of the prompts under a language model."""
         ...
+
+
+@runtime_checkable
+class BatchedObjective(Protocol):
+    """Independent problems evaluated in one batch: rows i·k … (i+1)·k − 1 of a batch of problems·k rows
+    belong to problem i (k rows per problem, the same k for all), and a row's loss and score depend
+    on that row alone. `problem(i)` is the ordinary objective of problem i, for scoring its strings."""
+
+    problems: int
+
+    @property
+    def embedding_table(self) -> torch.Tensor: ...
+
+    def new_step(self) -> None: ...
+
+    def evaluate(self, prompt_embeds: torch.Tensor) -> Evaluation: ...
+
+    def problem(self, index: int) -> Objective:
+        """The single-problem objective of problem `index`."""
+        ...
