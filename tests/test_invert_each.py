@@ -181,13 +181,13 @@ def _wait_for_lines(path: Path, count: int, process: subprocess.Popen, timeout: 
 @pytest.mark.parametrize("stop", ["kill", "interrupt"])
 def test_a_stopped_run_resumes_and_every_image_is_done_exactly_once(tiny_clip_dir, tmp_path, stop):
     folder = tmp_path / "set"
-    paths = write_images(folder, 12)
+    paths = write_images(folder, 8)
     out = tmp_path / "prompts.jsonl"
-    argv = ["invert", "--each", folder, "--model", tiny_clip_dir, "--prompt-len", 4, "--steps", 400]
+    argv = ["invert", "--each", folder, "--model", tiny_clip_dir, "--prompt-len", 4, "--steps", 200]
     argv += ["--images-per-batch", 2, "--out", out, "--quiet"]
     process = _start(argv, tmp_path)
     _wait_for_lines(out, 2, process)
-    time.sleep(0.5)  # well inside the second batch's 400 steps
+    time.sleep(0.3)  # inside the second batch's 200 steps
     process.send_signal(signal.SIGKILL if stop == "kill" else signal.SIGINT)
     _, err = process.communicate(timeout=60)
     stopped = lines(out)

@@ -124,9 +124,7 @@ def validate_optimizer(name: str) -> None:
         raise HardpromptError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
 
 
-def make_optimizer(
-    parameters: list[torch.Tensor], name: str, lr: float, weight_decay: float
-) -> torch.optim.Optimizer:
+def make_optimizer(parameters: list[torch.Tensor], name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     """AdamW, or transformers' Adafactor with a fixed lr (no relative step, no parameter scaling, no warmup)."""
     validate_optimizer(name)
     if name == "adafactor":
