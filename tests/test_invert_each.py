@@ -15,7 +15,7 @@ from PIL import Image
 import hardprompt
 from hardprompt import PEZConfig
 from hardprompt.apps.common import build_vocabulary
-from hardprompt.apps.invert_each import EachInversion, ResultLog, content_hash, find_images, image_seed
+from hardprompt.apps.invert_each import EachInversion, ResultLog, content_hash, find_images, image_seed, run_hash
 from hardprompt.cli import main
 from hardprompt.objectives import PerTargetSimilarity
 from hardprompt.optim import pez
@@ -184,7 +184,7 @@ def test_a_stopped_run_resumes_and_every_image_is_done_exactly_once(tiny_clip_di
     paths = write_images(folder, 8)
     out = tmp_path / "prompts.jsonl"
     argv = ["invert", "--each", folder, "--model", tiny_clip_dir, "--prompt-len", 4, "--steps", 200]
-    argv += ["--images-per-batch", 2, "--out", out, "--quiet"]
+    argv += ["--images-per-batch", 2, "--out", out]
     process = _start(argv, tmp_path)
     _wait_for_lines(out, 2, process)
     time.sleep(0.3)  # inside the second batch's 200 steps
@@ -218,8 +218,9 @@ def test_result_log_drops_partial_and_interrupted_lines(tmp_path):
 
 def test_skipping_is_by_content_and_config(tiny_clip, tmp_path):
     paths = write_images(tmp_path, 2)
-    first = EachInversion(paths, model=tiny_clip, config=PEZConfig(**CONFIG))
-    key = first.key(content_hash(paths[0]))
-    again = EachInversion(paths, model=tiny_clip, config=PEZConfig(**CONFIG), done={key})
-    other = EachInversion(paths, model=tiny_clip, config=PEZConfig(**{**CONFIG, "steps": 26}), done={key})
-    assert (first.total, again.skipped, again.total, other.skipped) == (2, 1, 1, 0)
+    inversion = EachInversion(tiny_clip, PEZConfig(**CONFIG))
+    key = inversion.key(content_hash(paths[0]))
+    again = inversion.plan(paths, done={key})
+    other = EachInversion(tiny_clip, PEZConfig(**{**CONFIG, "steps": 26})).plan(paths, done={key})
+    assert (inversion.plan(paths).total, again.skipped, again.total, other.skipped) == (2, 1, 1, 0)
+    assert inversion.config_hash == run_hash(PEZConfig(**CONFIG), tiny_clip.name)  # no model needed

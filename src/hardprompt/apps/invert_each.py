@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from ..objectives import PerTargetSimilarity
 from ..optim.pez import PEZConfig
 from ..optim.registry import MethodConfig, batches_problems, method_of, run_each_problem
 from ..optim.result import Result
+from ..vocab import VocabularyRules
 from .common import (
     BankLike,
     ImageLike,
@@ -90,29 +91,87 @@ def image_seed(seed: int, image_hash: str) -> int:
     return int(hashlib.sha256(f"{seed}:{image_hash}".encode()).hexdigest()[:16], 16) >> 1
 
 
-def _hash_record(record: dict[str, Any]) -> str:
+def run_hash(
+    config: MethodConfig,
+    model_name: str,
+    *,
+    dtype: str = "float32",
+    negatives: Sequence[ImageLike] = (),
+    negative_weight: float = 1.0,
+    blocklist: Sequence[str] = (),
+    bank: BankLike = None,
+    ascii_only: bool = False,
+) -> str:
+    """A hash of everything that shapes an image's result besides the image (not the device or batch size).
+
+    Computed without loading the model, so a driver that only schedules work can key results too.
+    """
+    record = {
+        "method": method_of(config).name,
+        "config": {key: value for key, value in asdict(config).items() if key != "progress"},
+        "model": model_name,
+        "dtype": dtype,
+        "blocklist": sorted(VocabularyRules(blocklist=tuple(blocklist)).blocklist),
+        "bank": bank_phrases(bank),
+        "ascii_only": ascii_only,
+        "negatives": [
+            content_hash(n) if isinstance(n, (Image.Image, Path)) or looks_like_image_path(str(n)) else str(n)
+            for n in negatives
+        ],
+        "negative_weight": negative_weight,
+    }
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass
-class _Pending:
+class ImageTask:
+    """One image to invert: where it comes from, how results name it, and its content hash."""
+
     source: ImageLike
     label: str
     hash: str
 
 
-class EachInversion:
-    """One prompt per image: iterate to get a `Result` (or a `FailedImage`) per image as its batch finishes.
+@dataclass
+class ImagePlan:
+    """The images a run will try (tasks, with unreadable files as `FailedImage`s) and how many it skips."""
 
-    Images whose key (`content_hash:config_hash`) is in `done` are skipped (`skipped` counts them);
-    an unreadable image is raised as a HardpromptError unless `keep_going`, which yields a
-    `FailedImage` and goes on. Ctrl-C during a batch ends the iteration after that batch's results,
-    which are marked `interrupted`.
+    tasks: list[ImageTask | FailedImage]
+    skipped: int
+
+    @property
+    def total(self) -> int:
+        return len(self.tasks)
+
+
+def plan_images(images: Sequence[ImageLike], config_hash: str, done: Collection[str] = ()) -> ImagePlan:
+    """Hash every image; those whose key `content_hash:config_hash` is in `done` are skipped."""
+    tasks: list[ImageTask | FailedImage] = []
+    skipped = 0
+    for index, image in enumerate(images):
+        label = f"<image {index}>" if isinstance(image, Image.Image) else str(image)
+        try:
+            image_hash = content_hash(image)
+        except OSError as error:
+            tasks.append(FailedImage(label, f"cannot read image {label}: {error.strerror or error}"))
+            continue
+        if f"{image_hash}:{config_hash}" in done:
+            skipped += 1
+        else:
+            tasks.append(ImageTask(image, label, image_hash))
+    return ImagePlan(tasks, skipped)
+
+
+class EachInversion:
+    """One prompt per image with one loaded model: `plan` which images to do, then `run` them.
+
+    `run` yields a `Result` (or a `FailedImage`) per image as its batch finishes. An unreadable image
+    is raised as a HardpromptError unless `keep_going`, which yields a `FailedImage` and goes on.
+    Ctrl-C during a batch ends the iteration after that batch's results, marked `interrupted`.
     """
 
     def __init__(
         self,
-        images: Sequence[ImageLike],
         model: ModelLike = DEFAULT_IMAGE_MODEL,
         config: MethodConfig | None = None,
         *,
@@ -124,8 +183,6 @@ class EachInversion:
         ascii_only: bool = False,
         device: str = "auto",
         dtype: str = "float32",
-        done: Collection[str] = (),
-        keep_going: bool = False,
     ) -> None:
         self.config = config or PEZConfig()
         if self.config.batch_size is not None:
@@ -139,7 +196,6 @@ class EachInversion:
         self.vocab = build_vocabulary(self.encoder, blocklist, bank, ascii_only)
         self.negatives = encode_negatives(self.encoder, negatives)
         self.negative_weight = negative_weight
-        self.keep_going = keep_going
         if not batches_problems(self.config):
             images_per_batch = 1
         self.images_per_batch = images_per_batch or IMAGES_PER_BATCH.get(self.encoder.device.type, 16)
@@ -148,55 +204,36 @@ class EachInversion:
             "negative_weight": negative_weight,
             "bank": describe_bank(bank),
         }
-        self.config_hash = _hash_record(
-            {
-                "method": method_of(self.config).name,
-                "config": {key: value for key, value in asdict(self.config).items() if key != "progress"},
-                "model": self.encoder.name,
-                "dtype": dtype,
-                "blocklist": sorted(self.vocab.rules.blocklist),
-                "bank": _hash_record({"phrases": bank_phrases(bank)}),
-                "ascii_only": ascii_only,
-                "negatives": [
-                    content_hash(n) if isinstance(n, Image.Image) or looks_like_image_path(str(n)) else str(n)
-                    for n in negatives
-                ],
-                "negative_weight": negative_weight,
-            }
+        self.config_hash = run_hash(
+            self.config,
+            self.encoder.name,
+            dtype=dtype,
+            negatives=negatives,
+            negative_weight=negative_weight,
+            blocklist=blocklist,
+            bank=bank,
+            ascii_only=ascii_only,
         )
-        self.skipped = 0
-        self._pending: list[_Pending] = []
-        self._failed: list[FailedImage] = []
-        for index, image in enumerate(images):
-            label = f"<image {index}>" if isinstance(image, Image.Image) else str(image)
-            try:
-                image_hash = content_hash(image)
-            except OSError as error:
-                self._failed.append(FailedImage(label, f"cannot read image {label}: {error.strerror or error}"))
-                continue
-            if self.key(image_hash) in done:
-                self.skipped += 1
-            else:
-                self._pending.append(_Pending(image, label, image_hash))
-
-    @property
-    def total(self) -> int:
-        """Images this run will try (skipped ones not counted)."""
-        return len(self._pending) + len(self._failed)
 
     def key(self, image_hash: str) -> str:
         """The resume key of an image under this run's config."""
         return f"{image_hash}:{self.config_hash}"
 
-    def __iter__(self) -> Iterator[Result | FailedImage]:
-        for failure in self._failed:
-            yield self._fail(failure)
-        batch: list[tuple[_Pending, Image.Image]] = []
-        for item in self._pending:
+    def plan(self, images: Sequence[ImageLike], done: Collection[str] = ()) -> ImagePlan:
+        """The images of `images` not yet in `done` (keys from `key`)."""
+        return plan_images(images, self.config_hash, done)
+
+    def run(self, tasks: Iterable[ImageTask | FailedImage], keep_going: bool = False) -> Iterator[Result | FailedImage]:
+        """Invert the tasks, `images_per_batch` at a time, yielding each image's result as its batch ends."""
+        batch: list[tuple[ImageTask, Image.Image]] = []
+        for task in tasks:
+            if isinstance(task, FailedImage):
+                yield self._fail(task, keep_going)
+                continue
             try:
-                batch.append((item, as_image(item.source)))
+                batch.append((task, as_image(task.source)))
             except HardpromptError as error:
-                yield self._fail(FailedImage(item.label, str(error)))
+                yield self._fail(FailedImage(task.label, str(error)), keep_going)
                 continue
             if len(batch) == self.images_per_batch:
                 results = self._run(batch)
@@ -207,22 +244,23 @@ class EachInversion:
         if batch:
             yield from self._run(batch)
 
-    def _fail(self, failure: FailedImage) -> FailedImage:
-        if not self.keep_going:
+    @staticmethod
+    def _fail(failure: FailedImage, keep_going: bool) -> FailedImage:
+        if not keep_going:
             raise HardpromptError(failure.error)
         return failure
 
-    def _run(self, batch: list[tuple[_Pending, Image.Image]]) -> list[Result]:
-        items = [item for item, _ in batch]
+    def _run(self, batch: list[tuple[ImageTask, Image.Image]]) -> list[Result]:
+        tasks = [task for task, _ in batch]
         targets = self.encoder.encode_images([image for _, image in batch])
         objective = PerTargetSimilarity(self.encoder, targets, self.negatives, self.negative_weight)
-        seeds = [image_seed(self.config.seed, item.hash) for item in items]
+        seeds = [image_seed(self.config.seed, task.hash) for task in tasks]
         results = run_each_problem(objective, self.vocab, self.config, seeds)
-        for item, result in zip(items, results, strict=False):
+        for task, result in zip(tasks, results, strict=False):
             options = {
                 **self.options,
-                "image": item.label,
-                "content_hash": item.hash,
+                "image": task.label,
+                "content_hash": task.hash,
                 "config_hash": self.config_hash,
                 "run_seed": self.config.seed,
             }
@@ -236,11 +274,13 @@ def invert_each(
     """One prompt per image, yielded as each batch finishes (options: those of `EachInversion`).
 
     The result's `config` holds the image (`image`), its `content_hash`, the `config_hash` and the
-    image's own `seed` (drawn from the run's `run_seed` and the content hash).
+    image's own `seed` (drawn from the run's `run_seed` and the content hash). An unreadable image
+    raises a HardpromptError.
     """
-    for item in EachInversion(images, model, config, **options):
-        assert isinstance(item, Result), "EachInversion raises on failures unless keep_going"
-        yield item
+    inversion = EachInversion(model, config, **options)
+    for item in inversion.run(inversion.plan(images).tasks):
+        if isinstance(item, Result):
+            yield item
 
 
 class ResultLog:

@@ -89,7 +89,6 @@ def run_each(args: argparse.Namespace) -> int:
     images, not_images = find_images(args.images, recursive=args.recursive)
     log = ResultLog(args.out) if args.out else None
     inversion = EachInversion(
-        images,
         model=args.model,
         config=optimizer_config(args),
         images_per_batch=args.images_per_batch,
@@ -100,9 +99,8 @@ def run_each(args: argparse.Namespace) -> int:
         ascii_only=args.ascii_only,
         device=args.device,
         dtype=args.dtype,
-        done=log.done if log else (),
-        keep_going=True,
     )
+    plan = inversion.plan(images, done=log.done if log else ())
     sidecars = Sidecars(args.sidecar, args.overwrite_sidecars)
     if log:
         for record in log.records:
@@ -111,16 +109,16 @@ def run_each(args: argparse.Namespace) -> int:
     notes = []
     if not_images:
         notes.append(f"skipped {not_images} files that are not images (by suffix)")
-    if inversion.skipped:
-        notes.append(f"skipped {inversion.skipped} images already done in {args.out}")
-    for note in notes:
+    if plan.skipped:
+        notes.append(f"skipped {plan.skipped} images already done in {args.out}")
+    for note in notes if not args.quiet else ():
         print(f"hardprompt: {note}", file=sys.stderr)
     done = failed = 0
     interrupted = False
     start = time.perf_counter()
-    bar = tqdm(total=inversion.total, unit="img", desc="images", disable=None if not args.quiet else True)
+    bar = tqdm(total=plan.total, unit="img", desc="images", disable=None if not args.quiet else True)
     try:
-        for item in inversion:
+        for item in inversion.run(plan.tasks, keep_going=True):
             if log:
                 log.append(item)
             if isinstance(item, FailedImage):

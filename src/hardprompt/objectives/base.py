@@ -50,6 +50,15 @@ class SupportsFluency(Protocol):
 
 
 @runtime_checkable
+class SupportsBatchScoring(Protocol):
+    """An objective that scores several prompts of one length in one call (the round trip uses it)."""
+
+    def score_token_ids_batch(self, rows: Sequence[Sequence[int]]) -> list[float]:
+        """Scores of prompts given as token ids, all of the same length; each as `score_token_ids` gives it."""
+        ...
+
+
+@runtime_checkable
 class BatchedObjective(Protocol):
     """Independent problems evaluated in one batch: rows i·k … (i+1)·k − 1 of a batch of problems·k rows
     belong to problem i (k rows per problem, the same k for all), and a row's loss and score depend

@@ -71,6 +71,12 @@ class FeatureSimilarity:
         features = self.encoder.encode_token_ids(token_ids)
         return float(self._loss_and_score(features, minibatch=False)[1][0])
 
+    @torch.no_grad()
+    def score_token_ids_batch(self, rows: Sequence[Sequence[int]]) -> list[float]:
+        ids = torch.tensor([list(row) for row in rows], dtype=torch.long, device=self.encoder.device)
+        features = self.encoder.encode_prompt_embeddings(self.encoder.embedding_table[ids])
+        return self._loss_and_score(features, minibatch=False)[1].tolist()
+
 
 class PerTargetSimilarity:
     """One independent problem per target, batched: the rows of problem i are matched to target i only.
