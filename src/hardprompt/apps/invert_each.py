@@ -108,7 +108,7 @@ def run_hash(
     """
     record = {
         "method": method_of(config).name,
-        "config": {key: value for key, value in asdict(config).items() if key != "progress"},
+        "config": {key: value for key, value in asdict(config).items() if key not in ("progress", "cuda_graph")},
         "model": model_name,
         "dtype": dtype,
         "blocklist": sorted(VocabularyRules(blocklist=tuple(blocklist)).blocklist),
