@@ -113,7 +113,7 @@ class SearchTracker:
                 return
             if self.forward_passes_left == 0:
                 return
-            if self.patience is not None and step - max(self._improved_at) >= self.patience:
+            if self.patience is not None and step - max(self._improved_at) > self.patience:
                 self.stopped_early = True
                 return
             yield step
