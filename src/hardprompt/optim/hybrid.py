@@ -26,7 +26,7 @@ class HybridConfig(SearchConfig):
     """PEZ for the `explore` share of each budget, then GCG from its best string."""
 
     steps: int = 1000
-    explore: float = 0.5
+    explore: float = 0.75
     """Share of the budget (seconds, forward passes, steps) given to PEZ; the rest goes to GCG."""
     lr: float = 0.1
     weight_decay: float = 0.1
