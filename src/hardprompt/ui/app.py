@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,21 +117,28 @@ class Models:
         self.generator()
 
 
-def example_scenes(folder: Path) -> list[Path]:
-    """A few rendered shapes scenes, saved in `folder`, to try the app with."""
+def example_scenes(folder: Path) -> dict[str, Path]:
+    """A few rendered shapes scenes, saved in `folder`, to try the app with: label → file."""
     import random
 
     scenes = [
         random_scene(random.Random(0), objects=(SceneObject("star", "red", "large", "center"),), style="filled"),
         random_scene(random.Random(1), objects=(SceneObject("heart", "pink", "medium", "left"),), style="striped"),
-        random_scene(random.Random(2)),
-        random_scene(random.Random(3), style="dotted"),
+        random_scene(
+            random.Random(2),
+            objects=(
+                SceneObject("circle", "blue", "medium", "left"),
+                SceneObject("square", "yellow", "small", "right"),
+            ),
+            style="outlined",
+        ),
+        random_scene(random.Random(3), objects=(SceneObject("triangle", "green", "large", "top"),), style="dotted"),
     ]
-    paths = []
+    paths = {}
     for index, scene in enumerate(scenes):
         path = folder / f"scene-{index}.png"
         atomic_save_image(path, render(scene, size=128))
-        paths.append(path)
+        paths[", ".join(f"{o.color} {o.shape}" for o in scene.objects)] = path
     return paths
 
 
@@ -166,8 +174,8 @@ class ResultPanel:
 
     prompt: gr.Textbox
     status: gr.Markdown
-    score: gr.Number
-    projected: gr.Number
+    score: gr.Textbox
+    projected: gr.Textbox
     plot: gr.LinePlot
     file: gr.File
 
@@ -182,6 +190,15 @@ def history_frame(history: tuple[float, ...] | list[float]) -> pd.DataFrame:
     if history and steps[-1] != len(history) - 1:
         steps.append(len(history) - 1)
     return pd.DataFrame({"step": [s + 1 for s in steps], "best score": [history[s] for s in steps]})
+
+
+@contextmanager
+def shown_in_page() -> Iterator[None]:
+    """Bad input (a HardpromptError) becomes a message in the page, and no traceback in the server's log."""
+    try:
+        yield
+    except HardpromptError as error:
+        raise gr.Error(str(error), print_exception=False) from None
 
 
 def comma_list(value: str) -> list[str]:
@@ -261,24 +278,22 @@ class HardpromptUI:
         write_json(path, result.to_dict())
         return str(path)
 
-    def _stream(self, kind: str, request: gr.Request | None, call: AppCall) -> Iterator[tuple[Any, ...]]:
+    def _stream(self, kind: str, request: gr.Request, call: AppCall) -> Iterator[tuple[Any, ...]]:
         """Run `call` in the device's turn and yield the result panel's values as the best prompt improves."""
-        key = f"{request.session_hash if request else 'api'}:{kind}"
+        key = f"{request.session_hash}:{kind}"
         with self.stops.running(key) as stop:
             if stop.is_set():
-                raise gr.Error("stopped while waiting in the queue")
-            try:
+                raise gr.Error("stopped while waiting in the queue", print_exception=False)
+            with shown_in_page():
                 for update in LiveRun(call, stop).updates():
                     if isinstance(update, Progress):
                         status = (
                             f"step {update.step}/{update.steps} · best score {update.best_score:.4f} "
                             f"(projected) · {update.seconds:.1f} s"
                         )
-                        yield update.best_prompt, status, None, None, history_frame(update.history), None
+                        yield update.best_prompt, status, "", "", history_frame(update.history), None
                     else:
                         yield self._final(kind, update)
-            except HardpromptError as error:
-                raise gr.Error(str(error)) from None
 
     def _final(self, kind: str, result: Result) -> tuple[Any, ...]:
         stopped = " · stopped" if result.interrupted else ""
@@ -288,7 +303,8 @@ class HardpromptUI:
             f"{result.steps} steps · {result.forward_passes} forward passes · {result.seconds:.1f} s{stopped}"
         )
         file = self._result_file(kind, result)
-        return result.prompt, status, result.score, result.projected_score, history_frame(result.history), file
+        scores = f"{result.score:.4f}", f"{result.projected_score:.4f}"
+        return result.prompt, status, *scores, history_frame(result.history), file
 
     def run_invert(
         self,
@@ -304,12 +320,10 @@ class HardpromptUI:
         request: gr.Request,
     ) -> Iterator[tuple[Any, ...]]:
         """Image(s) → prompt, streamed."""
-        try:
+        with shown_in_page():
             images = read_images(files, self.settings.uploads)
             config = self._config(method, prompt_len, steps, restarts, seed)
             options = self._target_options(blocklist, bank, negative)
-        except HardpromptError as error:
-            raise gr.Error(str(error)) from None
         model = self.models.image_model
 
         def call(on_progress):
@@ -332,11 +346,9 @@ class HardpromptUI:
         request: gr.Request,
     ) -> Iterator[tuple[Any, ...]]:
         """Long prompt → a few tokens (or a ratio of its length), streamed."""
-        try:
+        with shown_in_page():
             config = self._config(method, prompt_len, steps, restarts, seed)
             options = self._target_options(blocklist, bank, negative)
-        except HardpromptError as error:
-            raise gr.Error(str(error)) from None
         model = self.models.text_model
 
         def call(on_progress):
@@ -350,7 +362,7 @@ class HardpromptUI:
         self, prompt: str, concat: str, template: str, files: list[str] | None, n: float, steps: float, seed: float
     ) -> tuple[list[tuple[Any, str]], str]:
         """Prompt(s) → images from the generator, each with its reference similarity to the targets (if any)."""
-        try:
+        with shown_in_page():
             text = compose_prompt(prompt or "", template or None, concat or None)
             targets = read_images(files, self.settings.uploads, required=False)
             config = GenerationConfig(n=int(n), steps=int(steps), seed=int(seed or 0))
@@ -359,8 +371,6 @@ class HardpromptUI:
             if not targets:
                 return [(image, f"seed {config.seed + i}") for i, image in enumerate(images)], f"`{text}`"
             score = reference_score(targets, images, self.models.scorer())
-        except HardpromptError as error:
-            raise gr.Error(str(error)) from None
         gallery = [(image, f"similarity {value:.3f}") for image, value in zip(images, score.per_image, strict=True)]
         summary = f"`{text}` · mean similarity to the targets **{score.mean:.4f}** ({score.scorer})"
         return gallery, summary
@@ -388,8 +398,8 @@ class HardpromptUI:
         prompt = gr.Textbox(label="prompt", buttons=["copy"], interactive=False, elem_id=f"{kind}-prompt")
         status = gr.Markdown(elem_id=f"{kind}-status")
         with gr.Row():
-            score = gr.Number(label="round-trip score", interactive=False, elem_id=f"{kind}-score")
-            projected = gr.Number(label="projected score", interactive=False, elem_id=f"{kind}-projected")
+            score = gr.Textbox(label="round-trip score", interactive=False, elem_id=f"{kind}-score")
+            projected = gr.Textbox(label="projected score", interactive=False, elem_id=f"{kind}-projected")
         plot = gr.LinePlot(x="step", y="best score", label="best score per step", height=220)
         file = gr.File(label="result JSON", interactive=False, elem_id=f"{kind}-file")
         return ResultPanel(prompt, status, score, projected, plot, file)
@@ -431,12 +441,24 @@ class HardpromptUI:
                             file_types=["image"],
                             elem_id="invert-images",
                         )
-                        preview = gr.Gallery(label="targets", columns=4, height=160, interactive=False)
-                        gr.Examples([[[str(p)]] for p in examples], inputs=[files], label="shapes scenes")
-                        controls = self._optimizer_controls(prompt_len=8)
+                        preview = gr.Gallery(
+                            label="targets",
+                            columns=4,
+                            height=150,
+                            object_fit="contain",
+                            fit_columns=False,
+                            interactive=False,
+                        )
+                        gr.Examples(
+                            [[[str(path)]] for path in examples.values()],
+                            inputs=[files],
+                            label="shapes scenes",
+                            example_labels=list(examples),
+                        )
                         with gr.Row():
                             run_button = gr.Button("Run", variant="primary", elem_id="invert-run")
                             stop_button = gr.Button("Stop", variant="stop", elem_id="invert-stop")
+                        controls = self._optimizer_controls(prompt_len=8)
                     with gr.Column():
                         panel = self._result_panel("invert")
                         send = gr.Button("Generate images from this prompt (next tab)")
@@ -449,10 +471,10 @@ class HardpromptUI:
                     with gr.Column():
                         text = gr.Textbox(label="long prompt", lines=4, elem_id="distill-text")
                         ratio = gr.Slider(0, 1, value=0, step=0.05, label="ratio of its length (0: the prompt length)")
-                        distill_controls = self._optimizer_controls(prompt_len=8)
                         with gr.Row():
                             distill_run = gr.Button("Run", variant="primary", elem_id="distill-run")
                             distill_stop = gr.Button("Stop", variant="stop", elem_id="distill-stop")
+                        distill_controls = self._optimizer_controls(prompt_len=8)
                     with gr.Column():
                         distill_panel = self._result_panel("distill")
                 inputs = [text, ratio, *distill_controls.inputs()]
@@ -464,7 +486,14 @@ class HardpromptUI:
                         concat = gr.Textbox(label="second prompt, appended (optional)")
                         template = gr.Textbox(label="template (optional)", placeholder="a tiger in the style of {}")
                         targets = gr.File(label="target images (optional)", file_count="multiple", file_types=["image"])
-                        target_preview = gr.Gallery(label="targets", columns=4, height=160, interactive=False)
+                        target_preview = gr.Gallery(
+                            label="targets",
+                            columns=4,
+                            height=150,
+                            object_fit="contain",
+                            fit_columns=False,
+                            interactive=False,
+                        )
                         with gr.Row():
                             n = gr.Slider(1, 8, value=4, step=1, label="images")
                             gen_steps = gr.Slider(
@@ -492,10 +521,8 @@ class HardpromptUI:
 
     def preview(self, files: list[str] | None) -> list[Any]:
         """The uploaded images as thumbnails; a bad upload is shown as a message instead."""
-        try:
+        with shown_in_page():
             return read_images(files, self.settings.uploads, required=False)
-        except HardpromptError as error:
-            raise gr.Error(str(error)) from None
 
     def closed(self, request: gr.Request) -> None:
         """A tab was closed: its runs stop."""
