@@ -377,12 +377,17 @@ class HardpromptUI:
 
     # -- the page -------------------------------------------------------------------------------
 
-    def _optimizer_controls(self, prompt_len: int) -> OptimizerControls:
+    def _optimizer_controls(self, kind: str, prompt_len: int) -> OptimizerControls:
         with gr.Accordion("settings", open=True):
             with gr.Row():
                 length = gr.Slider(1, MAX_PROMPT_LEN, value=prompt_len, step=1, label="prompt length (tokens)")
                 steps = gr.Slider(
-                    1, self.settings.max_steps, value=min(300, self.settings.max_steps), step=1, label="steps"
+                    1,
+                    self.settings.max_steps,
+                    value=min(300, self.settings.max_steps),
+                    step=1,
+                    label="steps",
+                    elem_id=f"{kind}-steps",
                 )
             with gr.Row():
                 method = gr.Dropdown(list(METHODS), value=DEFAULT_METHOD, label="method")
@@ -458,7 +463,7 @@ class HardpromptUI:
                         with gr.Row():
                             run_button = gr.Button("Run", variant="primary", elem_id="invert-run")
                             stop_button = gr.Button("Stop", variant="stop", elem_id="invert-stop")
-                        controls = self._optimizer_controls(prompt_len=8)
+                        controls = self._optimizer_controls("invert", prompt_len=8)
                     with gr.Column():
                         panel = self._result_panel("invert")
                         send = gr.Button("Generate images from this prompt (next tab)")
@@ -474,7 +479,7 @@ class HardpromptUI:
                         with gr.Row():
                             distill_run = gr.Button("Run", variant="primary", elem_id="distill-run")
                             distill_stop = gr.Button("Stop", variant="stop", elem_id="distill-stop")
-                        distill_controls = self._optimizer_controls(prompt_len=8)
+                        distill_controls = self._optimizer_controls("invert", prompt_len=8)
                     with gr.Column():
                         distill_panel = self._result_panel("distill")
                 inputs = [text, ratio, *distill_controls.inputs()]
