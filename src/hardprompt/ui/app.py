@@ -8,6 +8,7 @@ files the server was started with, negative targets are texts.
 
 from __future__ import annotations
 
+import random
 import tempfile
 import threading
 import time
@@ -29,7 +30,7 @@ from ..errors import HardpromptError
 from ..generation import GenerationConfig, TextToImage, compose_prompt, load_generator
 from ..io import atomic_save_image, looks_like_image_path, write_json
 from ..models import TextEncoder
-from ..optim.registry import DEFAULT_METHOD, METHODS, build_config, config_fields
+from ..optim.registry import DEFAULT_METHOD, METHODS, MethodConfig, build_config, config_fields
 from ..optim.result import Result
 from ..shapes import SceneObject, random_scene, render
 from .live import AppCall, LiveRun, RunStops
@@ -119,8 +120,6 @@ class Models:
 
 def example_scenes(folder: Path) -> dict[str, Path]:
     """A few rendered shapes scenes, saved in `folder`, to try the app with: label → file."""
-    import random
-
     scenes = [
         random_scene(random.Random(0), objects=(SceneObject("star", "red", "large", "center"),), style="filled"),
         random_scene(random.Random(1), objects=(SceneObject("heart", "pink", "medium", "left"),), style="striped"),
@@ -250,19 +249,22 @@ class HardpromptUI:
         """The vocabulary and negative-target keywords of invert and distill."""
         return {"negatives": negative_texts(negative), "blocklist": comma_list(blocklist), "bank": self._bank(bank)}
 
-    def _config(self, method: str, prompt_len: float, steps: float, restarts: float, seed: float):
-        if steps is None or int(steps) > self.settings.max_steps:
+    def _config(self, method: str, prompt_len: float, steps: float, restarts: float, seed: float) -> MethodConfig:
+        """The method's config from the page's settings, within the server's limits."""
+        if None in (method, prompt_len, steps, restarts):
+            raise HardpromptError("give the method, prompt length, steps and restarts")
+        if steps > self.settings.max_steps:
             raise HardpromptError(f"steps must be at most {self.settings.max_steps} on this server (got {steps})")
-        if restarts is None or int(restarts) > MAX_RESTARTS:
+        if restarts > MAX_RESTARTS:
             raise HardpromptError(f"restarts must be at most {MAX_RESTARTS} on this server (got {restarts})")
-        restarts = int(restarts)
-        if restarts > 1 and "restarts" not in config_fields(method):
+        has_restarts = "restarts" in config_fields(method)
+        if restarts > 1 and not has_restarts:
             raise HardpromptError(f"method {method} has no restarts; use 1")
         return build_config(
             method,
             prompt_len=int(prompt_len),
             steps=int(steps),
-            restarts=restarts if "restarts" in config_fields(method) else None,
+            restarts=int(restarts) if has_restarts else None,
             seed=int(seed or 0),
             max_seconds=self.settings.max_seconds,
             progress=False,
@@ -398,6 +400,16 @@ class HardpromptUI:
             negative = gr.Textbox(label="negative text (one per line): push away from it", lines=2)
         return OptimizerControls(length, steps, method, restarts, seed, blocklist, bank, negative)
 
+    def _image_upload(self, kind: str, label: str) -> gr.File:
+        """An upload of several images, with their thumbnails, or why they are refused, below it."""
+        files = gr.File(label=label, file_count="multiple", file_types=["image"], elem_id=f"{kind}-images")
+        thumbnails = gr.Gallery(
+            label="targets", columns=4, height=150, object_fit="contain", fit_columns=False, interactive=False
+        )
+        note = gr.Markdown(elem_id=f"{kind}-upload-note")
+        files.change(self.preview, files, [thumbnails, note], queue=False, api_visibility="private")
+        return files
+
     @staticmethod
     def _result_panel(kind: str) -> ResultPanel:
         prompt = gr.Textbox(label="prompt", buttons=["copy"], interactive=False, elem_id=f"{kind}-prompt")
@@ -409,7 +421,19 @@ class HardpromptUI:
         file = gr.File(label="result JSON", interactive=False, elem_id=f"{kind}-file")
         return ResultPanel(prompt, status, score, projected, plot, file)
 
-    def _run_buttons(self, kind: str, run: Callable, inputs: list, panel: ResultPanel, run_button, stop_button) -> None:
+    @staticmethod
+    def _run_and_stop(kind: str) -> tuple[gr.Button, gr.Button]:
+        with gr.Row():
+            return (
+                gr.Button("Run", variant="primary", elem_id=f"{kind}-run"),
+                gr.Button("Stop", variant="stop", elem_id=f"{kind}-stop"),
+            )
+
+    def _run_buttons(
+        self, kind: str, run: Callable, inputs: list, panel: ResultPanel, run_button: gr.Button, stop_button: gr.Button
+    ) -> None:
+        """Run: arm the stop flag at once, then `run` in the device's queue; Stop: set the flag."""
+
         def arm(request: gr.Request) -> None:
             self.stops.arm(f"{request.session_hash}:{kind}")
 
@@ -440,34 +464,18 @@ class HardpromptUI:
             with gr.Tab("Image → prompt"):
                 with gr.Row():
                     with gr.Column():
-                        files = gr.File(
-                            label="target image(s): several give a shared-style prompt",
-                            file_count="multiple",
-                            file_types=["image"],
-                            elem_id="invert-images",
-                        )
-                        preview = gr.Gallery(
-                            label="targets",
-                            columns=4,
-                            height=150,
-                            object_fit="contain",
-                            fit_columns=False,
-                            interactive=False,
-                        )
+                        files = self._image_upload("invert", "target image(s): several give a shared-style prompt")
                         gr.Examples(
                             [[[str(path)]] for path in examples.values()],
                             inputs=[files],
                             label="shapes scenes",
                             example_labels=list(examples),
                         )
-                        with gr.Row():
-                            run_button = gr.Button("Run", variant="primary", elem_id="invert-run")
-                            stop_button = gr.Button("Stop", variant="stop", elem_id="invert-stop")
+                        run_button, stop_button = self._run_and_stop("invert")
                         controls = self._optimizer_controls("invert", prompt_len=8)
                     with gr.Column():
                         panel = self._result_panel("invert")
                         send = gr.Button("Generate images from this prompt (next tab)")
-                files.change(self.preview, files, preview, queue=False, api_visibility="private")
                 self._run_buttons(
                     "invert", self.run_invert, [files, *controls.inputs()], panel, run_button, stop_button
                 )
@@ -476,10 +484,8 @@ class HardpromptUI:
                     with gr.Column():
                         text = gr.Textbox(label="long prompt", lines=4, elem_id="distill-text")
                         ratio = gr.Slider(0, 1, value=0, step=0.05, label="ratio of its length (0: the prompt length)")
-                        with gr.Row():
-                            distill_run = gr.Button("Run", variant="primary", elem_id="distill-run")
-                            distill_stop = gr.Button("Stop", variant="stop", elem_id="distill-stop")
-                        distill_controls = self._optimizer_controls("invert", prompt_len=8)
+                        distill_run, distill_stop = self._run_and_stop("distill")
+                        distill_controls = self._optimizer_controls("distill", prompt_len=8)
                     with gr.Column():
                         distill_panel = self._result_panel("distill")
                 inputs = [text, ratio, *distill_controls.inputs()]
@@ -490,15 +496,7 @@ class HardpromptUI:
                         gen_prompt = gr.Textbox(label="prompt", elem_id="generate-prompt")
                         concat = gr.Textbox(label="second prompt, appended (optional)")
                         template = gr.Textbox(label="template (optional)", placeholder="a tiger in the style of {}")
-                        targets = gr.File(label="target images (optional)", file_count="multiple", file_types=["image"])
-                        target_preview = gr.Gallery(
-                            label="targets",
-                            columns=4,
-                            height=150,
-                            object_fit="contain",
-                            fit_columns=False,
-                            interactive=False,
-                        )
+                        targets = self._image_upload("generate", "target images (optional)")
                         with gr.Row():
                             n = gr.Slider(1, 8, value=4, step=1, label="images")
                             gen_steps = gr.Slider(
@@ -509,7 +507,6 @@ class HardpromptUI:
                     with gr.Column():
                         gallery = gr.Gallery(label="generated", columns=4, elem_id="generate-gallery")
                         summary = gr.Markdown(elem_id="generate-summary")
-                targets.change(self.preview, targets, target_preview, queue=False, api_visibility="private")
                 generate_button.click(
                     self.run_generate,
                     [gen_prompt, concat, template, targets, n, gen_steps, gen_seed],
@@ -524,10 +521,12 @@ class HardpromptUI:
             demo.unload(self.closed)
         return demo
 
-    def preview(self, files: list[str] | None) -> list[Any]:
-        """The uploaded images as thumbnails; a bad upload is shown as a message instead."""
-        with shown_in_page():
-            return read_images(files, self.settings.uploads, required=False)
+    def preview(self, files: list[str] | None) -> tuple[list[Any], str]:
+        """The uploaded images as thumbnails, or no thumbnails and why the upload is refused."""
+        try:
+            return read_images(files, self.settings.uploads, required=False), ""
+        except HardpromptError as error:
+            return [], f"**refused:** {error}"
 
     def closed(self, request: gr.Request) -> None:
         """A tab was closed: its runs stop."""
