@@ -23,8 +23,9 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from hardprompt.cli import main as cli_main
+from hardprompt.errors import HardpromptError
 from hardprompt.ui.app import NO_BANK, HardpromptUI, UISettings
-from hardprompt.ui.uploads import UploadLimits
+from hardprompt.ui.uploads import UploadLimits, read_image
 
 pytestmark = pytest.mark.slow
 
@@ -150,7 +151,8 @@ def test_bad_input_gets_a_message_and_the_server_keeps_serving(client, scene, tm
 
 
 def test_no_server_path_is_accepted_from_the_browser(server):
-    """A file the user did not upload, or a bank path typed in, is refused before anything reads it."""
+    """A file the user did not upload, or a bank path typed in, is refused before anything reads it; so is a
+    file over the size limit."""
     url = server[1]
 
     def call(data: list) -> str:
@@ -159,10 +161,26 @@ def test_no_server_path_is_accepted_from_the_browser(server):
         event = start.json()["event_id"]
         return httpx.get(f"{url}gradio_api/call/invert/{event}", timeout=60).text
 
+    too_large = httpx.post(f"{url}gradio_api/upload", files={"files": ("big.png", b"0" * 200_001, "image/png")})
+    assert too_large.status_code == 413  # refused before it is stored
     not_uploaded = {"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}}
     assert "event: error" in call(list(invert_args([not_uploaded])))
     answer = call(list(invert_args(None, bank="/etc/passwd")))
     assert "event: error" in answer and "not in the list of choices" in answer
+
+
+def test_upload_limits_bytes_pixels_and_decompression_bombs(tmp_path, monkeypatch):
+    image = tmp_path / "image.png"
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(image)
+    assert read_image(image, UploadLimits(), "image.png").size == (64, 48)
+    with pytest.raises(HardpromptError, match="bytes is over the limit"):
+        read_image(image, UploadLimits(max_bytes=100), "image.png")
+    with pytest.raises(HardpromptError, match="64×48 pixels is over the limit"):
+        read_image(image, UploadLimits(max_pixels=64 * 47), "image.png")
+    for pixels in (2000, 1000):  # 3,072 pixels: over the limit (a warning), over twice the limit (an error)
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", pixels)
+        with pytest.raises(HardpromptError, match="decompression bomb"):
+            read_image(image, UploadLimits(), "image.png")
 
 
 def test_stop_ends_the_run_and_keeps_the_best_prompt(client, scene):
