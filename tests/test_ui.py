@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -56,20 +57,20 @@ def server(tmp_path_factory):
     app = HardpromptUI(settings)
     app.models.load_all()
     demo, url = app.launch(port=free_port(), block=False)
-    yield app, url, bank
+    yield SimpleNamespace(app=app, demo=demo, url=url, bank=bank)
     demo.close()
     app.close()
 
 
 @pytest.fixture
 def client(server):
-    return Client(server[1], verbose=False)
+    return Client(server.url, verbose=False)
 
 
 @pytest.fixture(scope="module")
 def scene(server) -> Path:
     """A rendered shapes scene from the page's examples: a large red star."""
-    return server[0].files / "scene-0.png"
+    return server.app.files / "scene-0.png"
 
 
 def invert_args(files, prompt_len=6, steps=30, method="pez", restarts=1, bank=NO_BANK, negative="", blocklist=""):
@@ -105,7 +106,7 @@ def test_invert_streams_the_best_prompt_then_returns_the_prompt_and_its_score(cl
 
 
 def test_invert_uses_a_bank_the_server_was_started_with(client, scene, server):
-    bank = server[2]
+    bank = server.bank
     *_, file = client.predict(*invert_args([handle_file(str(scene))], steps=10, bank=bank.name), api_name="/invert")
     record = result_json(file)
     assert record["config"]["bank"] == str(bank)
@@ -153,7 +154,7 @@ def test_bad_input_gets_a_message_and_the_server_keeps_serving(client, scene, tm
 def test_no_server_path_is_accepted_from_the_browser(server):
     """A file the user did not upload, or a bank path typed in, is refused before anything reads it; so is a
     file over the size limit."""
-    url = server[1]
+    url = server.url
 
     def call(data: list) -> str:
         start = httpx.post(f"{url}gradio_api/call/invert", json={"data": data}, timeout=30)
@@ -216,7 +217,7 @@ def test_generate_and_compare_scores_generated_images_against_the_targets(client
 
 def test_four_clients_complete_in_queue_order(server, scene):
     """Four users submit at once: one run at a time, in the order they came, none fails; each saw its place."""
-    url = server[1]
+    url = server.url
     clients = [Client(url, verbose=False) for _ in range(4)]
     finished: list[int] = []
     ranks: dict[int, set[int]] = {i: set() for i in range(4)}
@@ -248,6 +249,11 @@ def test_four_clients_complete_in_queue_order(server, scene):
     assert finished == [0, 1, 2, 3]
     assert all(job.result()[0].strip() for job in jobs)
     assert max(ranks[3]) >= 1, "the last client was never told its place in the queue"
+
+
+def test_the_server_is_local_and_sends_no_analytics(server):
+    assert server.url.startswith("http://127.0.0.1:")
+    assert server.demo.analytics_enabled is False and not server.demo.share
 
 
 def test_cli_refuses_a_bad_model_in_one_line(tmp_path, capsys):
@@ -322,7 +328,7 @@ def test_browser_upload_run_shows_the_prompt_and_its_score(server, browser, tmp_
 
     HARDPROMPT_UI_SCREENSHOT=docs/ui.png writes the README's screenshot there.
     """
-    _, url, _ = server
+    url = server.url
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     elsewhere = []
     page.on("request", lambda r: elsewhere.append(r.url) if not r.url.startswith((url, "data:", "blob:")) else None)
@@ -331,7 +337,9 @@ def test_browser_upload_run_shows_the_prompt_and_its_score(server, browser, tmp_
     renamed.write_text("a text file renamed .png", encoding="utf-8")
     upload_file(page, renamed, shown="notes.png: not an image that can be read")
     page.close()
-    page = open_with_scene(browser, url, server[0].files / "scene-2.png", 100, viewport={"width": 1280, "height": 1000})
+    page = open_with_scene(
+        browser, url, server.app.files / "scene-2.png", 100, viewport={"width": 1280, "height": 1000}
+    )
     page.on("request", lambda r: elsewhere.append(r.url) if not r.url.startswith((url, "data:", "blob:")) else None)
     page.click("#invert-run")
     wait_for_status(page, "s.includes('round-trip score')")
@@ -349,7 +357,7 @@ def test_browser_upload_run_shows_the_prompt_and_its_score(server, browser, tmp_
 @browser_only
 def test_browser_closing_the_tab_stops_its_run(server, browser, client, scene):
     """A run whose tab is closed stops: the next user does not wait for its 3,000 steps (over 3 minutes)."""
-    page = open_with_scene(browser, server[1], scene, 3000)
+    page = open_with_scene(browser, server.url, scene, 3000)
     page.click("#invert-run")
     wait_for_status(page, "/^step \\d+\\/3000/.test(s)", timeout=60)
     assert runs_alive() == 1
@@ -367,8 +375,8 @@ def test_browser_closing_the_tab_stops_its_run(server, browser, client, scene):
 @browser_only
 def test_browser_stop_keeps_the_best_prompt_and_a_waiting_run_is_withdrawn(server, browser, scene):
     """Two users: the second presses Stop while waiting, then the first presses Stop while running."""
-    running = open_with_scene(browser, server[1], scene, 3000)
-    waiting = open_with_scene(browser, server[1], scene, 3000)
+    running = open_with_scene(browser, server.url, scene, 3000)
+    waiting = open_with_scene(browser, server.url, scene, 3000)
     running.click("#invert-run")
     wait_for_status(running, "/^step \\d+\\/3000/.test(s)", timeout=60)
     waiting.click("#invert-run")
