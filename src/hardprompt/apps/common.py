@@ -105,6 +105,11 @@ def run_optimizer(
     config.validate(max_prompt_len)
     with reporting_progress(on_progress):
         result = run_method(objective, vocab, config)
+    return label_result(result, vocab, options, model_name)
+
+
+def label_result(result: Result, vocab: Vocabulary, options: dict[str, Any], model_name: str) -> Result:
+    """`result` with its model's name and the application's and vocabulary's options in its config."""
     result.model = model_name
     vocabulary_options = {
         "blocklist": list(vocab.rules.blocklist),
