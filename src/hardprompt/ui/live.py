@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import cast
 
 from ..apps.common import Progress, ProgressCallback
 from ..optim.result import Result
@@ -59,8 +60,7 @@ class LiveRun:
             self._thread.join()
         if self._error is not None:
             raise self._error
-        assert self._result is not None
-        yield self._result
+        yield cast(Result, self._result)
 
 
 class RunStops:
