@@ -16,6 +16,9 @@ from ..models.causal_lm import CausalLM
 from ..objectives.base import Objective
 from ..optim.registry import MethodConfig, run_method
 from ..optim.result import Result
+from ..optim.tracking import Progress as Progress
+from ..optim.tracking import ProgressCallback as ProgressCallback
+from ..optim.tracking import reporting_progress
 from ..vocab import Vocabulary, VocabularyRules
 from ..words import require_english_words
 
@@ -102,10 +105,17 @@ def run_optimizer(
     options: dict[str, Any],
     model_name: str,
     max_prompt_len: int | None,
+    on_progress: ProgressCallback | None = None,
 ) -> Result:
-    """Validate `config` against the model's longest prompt, run its method (PEZ, GCG, ...), and label the result."""
+    """Validate `config` against the model's longest prompt, run its method (PEZ, GCG, ...), and label the result.
+
+    `on_progress` is called after every step (see optim.tracking.Progress); raising KeyboardInterrupt in it
+    stops the run early, and the result keeps the best prompt so far.
+    """
     config.validate(max_prompt_len)
-    return label_result(run_method(objective, vocab, config), vocab, options, model_name)
+    with reporting_progress(on_progress):
+        result = run_method(objective, vocab, config)
+    return label_result(result, vocab, options, model_name)
 
 
 def label_result(result: Result, vocab: Vocabulary, options: dict[str, Any], model_name: str) -> Result:

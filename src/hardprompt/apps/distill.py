@@ -14,6 +14,7 @@ from .common import (
     BankLike,
     ImageLike,
     ModelLike,
+    ProgressCallback,
     as_encoder,
     build_vocabulary,
     describe,
@@ -46,6 +47,7 @@ def distill(
     words_only: bool = False,
     device: str = "auto",
     dtype: str = "float32",
+    on_progress: ProgressCallback | None = None,
 ) -> Result:
     """Learn a short hard prompt whose features match those of the longer `text`.
 
@@ -75,4 +77,4 @@ def distill(
         "negative_weight": negative_weight,
         "bank": describe_bank(bank),
     }
-    return run_optimizer(objective, vocab, config, options, encoder.name, encoder.max_prompt_len)
+    return run_optimizer(objective, vocab, config, options, encoder.name, encoder.max_prompt_len, on_progress)

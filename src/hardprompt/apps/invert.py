@@ -13,6 +13,7 @@ from .common import (
     BankLike,
     ImageLike,
     ModelLike,
+    ProgressCallback,
     as_encoder,
     as_image,
     build_vocabulary,
@@ -38,6 +39,7 @@ def invert(
     words_only: bool = False,
     device: str = "auto",
     dtype: str = "float32",
+    on_progress: ProgressCallback | None = None,
 ) -> Result:
     """Learn a hard prompt whose features match `images` (several images give a shared-style prompt).
 
@@ -65,4 +67,4 @@ def invert(
         "negative_weight": negative_weight,
         "bank": describe_bank(bank),
     }
-    return run_optimizer(objective, vocab, config, options, encoder.name, encoder.max_prompt_len)
+    return run_optimizer(objective, vocab, config, options, encoder.name, encoder.max_prompt_len, on_progress)

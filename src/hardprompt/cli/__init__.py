@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import HardpromptError
-from . import bench, distill, evaluate_prompt, generate, invert, reproduce, score, target, tune
+from . import bench, distill, evaluate_prompt, generate, invert, reproduce, score, target, tune, ui
 
-SUBCOMMANDS = (invert, distill, target, generate, score, reproduce, bench, tune, evaluate_prompt)
+SUBCOMMANDS = (invert, distill, target, generate, score, reproduce, bench, tune, evaluate_prompt, ui)
 
 
 class _Parser(argparse.ArgumentParser):
