@@ -32,12 +32,17 @@ def as_image(value: ImageLike) -> Image.Image:
     return value.convert("RGB") if isinstance(value, Image.Image) else load_image(value)
 
 
+def is_image_input(value: object) -> bool:
+    """True for an image, a Path, or a string naming an image file by its suffix; other strings are texts."""
+    return isinstance(value, (Image.Image, Path)) or looks_like_image_path(str(value))
+
+
 def encode_negatives(encoder: TextEncoder, negatives: Sequence[ImageLike]) -> torch.Tensor | None:
     """Features of the negative targets: image files (or images) as images, the rest as texts."""
     images: list[Image.Image] = []
     texts: list[str] = []
     for value in negatives:
-        if isinstance(value, (Image.Image, Path)) or looks_like_image_path(str(value)):
+        if is_image_input(value):
             images.append(as_image(value))
         elif str(value).strip():
             texts.append(str(value))
