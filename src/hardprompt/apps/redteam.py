@@ -148,6 +148,7 @@ def redteam(
     image = is_image_input(target)
     if not image and not str(target).strip():
         raise HardpromptError("the target text is empty")
+    target_value = as_image(target) if image else str(target)
     encoder = as_encoder(model, device, dtype)
     if image and not encoder.supports_images:
         raise HardpromptError(f"model {encoder.name} has no image encoder; use a CLIP model or 'shapes'")
@@ -158,7 +159,6 @@ def redteam(
                 f"the rounds to resume are for target {done.target!r} on {done.model}, "
                 f"not {name!r} on {encoder.name}; use another --out"
             )
-    target_value = as_image(target) if image else str(target)
     features = encoder.encode_images([target_value]) if image else encoder.encode_texts([target_value])
     scorer = FeatureSimilarity(encoder, features)
 
