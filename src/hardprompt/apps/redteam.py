@@ -47,7 +47,7 @@ class Round:
     banned: list[str]
     """Words of `prompt` that join the blocklist after this round, costliest first."""
     word_drops: list[list[Any]]
-    """[word, score drop when the word is removed from the prompt], for every word, in prompt order."""
+    """[word, score drop when the word is removed from the prompt] for each word, in prompt order."""
     caught_by_filter: bool
     """Whether the blocklist in force flags the prompt (a substring, case-insensitive): never, by construction."""
     target: str
@@ -79,13 +79,23 @@ def next_blocklist(done: Round) -> list[str]:
     return list(dict.fromkeys(done.blocklist + done.banned))
 
 
+def prompt_words(prompt: str) -> list[str]:
+    """The distinct words of `prompt` as a blocklist would hold them: lowercased, without edge punctuation."""
+    cleaned = (_EDGE_PUNCTUATION.sub("", word).lower() for word in prompt.split())
+    return list(dict.fromkeys(word for word in cleaned if word))
+
+
 def word_drops(prompt: str, score_text: Callable[[str], float]) -> list[tuple[str, float]]:
-    """Each whitespace-separated word of `prompt` with the score lost when that word alone is removed."""
-    words = prompt.split()
+    """Each word of `prompt` (see `prompt_words`) with the score lost when the word is removed.
+
+    Removing a word removes every whitespace-separated piece of the prompt that contains it, as
+    banning it would: a repeated word ("heart heart") or a longer one ("hearts") cannot cover for it.
+    """
+    pieces = prompt.split()
     full = score_text(prompt)
     drops = []
-    for index, word in enumerate(words):
-        rest = " ".join(words[:index] + words[index + 1 :])
+    for word in prompt_words(prompt):
+        rest = " ".join(piece for piece in pieces if word not in piece.lower())
         drops.append((word, full - score_text(rest)))
     return drops
 
@@ -93,19 +103,14 @@ def word_drops(prompt: str, score_text: Callable[[str], float]) -> list[tuple[st
 def words_to_ban(
     drops: Sequence[tuple[str, float]], count: int, blocklist: Sequence[str] = (), min_length: int = 3
 ) -> list[str]:
-    """The `count` words whose removal costs most (a positive drop), lowercased, without edge punctuation.
+    """The `count` words whose removal costs most, among those with a positive drop.
 
     Words shorter than `min_length` are never banned: a blocklist entry blocks every token that contains
     it, and "a" or "of" would block most of the vocabulary. Words already blocked are skipped.
     """
     blocked = {word.lower() for word in blocklist}
-    best: dict[str, float] = {}
-    for word, drop in drops:
-        cleaned = _EDGE_PUNCTUATION.sub("", word).lower()
-        if len(cleaned) < min_length or cleaned in blocked or drop <= 0:
-            continue
-        best[cleaned] = max(drop, best.get(cleaned, drop))
-    return sorted(best, key=lambda word: -best[word])[:count]
+    allowed = [(word, drop) for word, drop in drops if len(word) >= min_length and word not in blocked and drop > 0]
+    return [word for word, _ in sorted(allowed, key=lambda item: -item[1])[:count]]
 
 
 def describe_target(target: ImageLike) -> str:
