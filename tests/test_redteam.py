@@ -72,6 +72,14 @@ def test_word_drops_remove_every_piece_with_the_word_and_bans_follow_the_score()
     assert words_to_ban(list(drops.items()), 2, min_length=2) == ["fox", "of"]
 
 
+def test_a_round_that_bans_nothing_ends_the_run(minilm, monkeypatch):
+    monkeypatch.setattr("hardprompt.apps.redteam.word_drops", lambda prompt, score: [("fox", -0.1)])
+    run = redteam(TARGET, model=minilm, config=quick(steps=5), rounds=3)
+    assert len(run.rounds) == 1 and run.rounds[0].banned == [] and run.final_blocklist == []
+    resumed = redteam(TARGET, model=minilm, config=quick(steps=5), rounds=3, previous=run.rounds)
+    assert resumed.rounds == run.rounds
+
+
 def test_an_image_target_is_inverted_round_after_round(tiny_clip, images):
     run = redteam(images[0], model=tiny_clip, config=quick(steps=10, prompt_len=4), rounds=2, ban_per_round=1)
     direct = FeatureSimilarity(tiny_clip, tiny_clip.encode_images([Image.open(images[0]).convert("RGB")]))

@@ -140,7 +140,7 @@ def redteam(
     `target` is a text (optimized as in `distill`) or an image or image file (as in `invert`).
     `previous` are rounds of an earlier run on the same target and model, which this one continues;
     `on_round` is called with all rounds after each new one (to save them). A round that bans nothing
-    (no word of its prompt carries score) ends the run. Ctrl-C stops the run and keeps the finished
+    (no word of its prompt carries score) ends the run: the next would meet the same blocklist. Ctrl-C stops the run and keeps the finished
     rounds; the round it interrupted is dropped.
     """
     config = config or PEZConfig()
@@ -178,7 +178,7 @@ def redteam(
     user_words = list(VocabularyRules(blocklist=tuple(blocklist)).blocklist)
     in_force = list(dict.fromkeys(next_blocklist(run.rounds[-1]) + user_words)) if run.rounds else user_words
     try:
-        while len(run.rounds) < rounds:
+        while len(run.rounds) < rounds and (not run.rounds or run.rounds[-1].banned):
             result = optimize(in_force)
             if result.interrupted:
                 run.interrupted = True
@@ -202,8 +202,6 @@ def redteam(
             run.rounds.append(done)
             if on_round is not None:
                 on_round(run.rounds)
-            if not done.banned:
-                break  # no word carries score: the next round would meet the same blocklist
             in_force = next_blocklist(done)
     except KeyboardInterrupt:
         run.interrupted = True
