@@ -27,7 +27,7 @@ from typing import Any
 
 from hardprompt import load_text_encoder
 from hardprompt.apps.redteam import redteam
-from hardprompt.apps.screen import ConceptScreen
+from hardprompt.apps.screen import ConceptScreen, encode_in_batches
 from hardprompt.data import load_examples
 from hardprompt.io import write_json
 from hardprompt.models import TextEncoder
@@ -70,10 +70,11 @@ def evaluate_world(
     """Red-team every concept of one world and check each round's prompt with the calibrated screen."""
     screen = ConceptScreen(encoder, list(targets))
     calibration = screen.calibrate(calibration_set, args.fpr)
+    benign_similarity = screen.similarities(calibration_set + held_out).max(dim=0).values.tolist()
     held_out_flagged = sum(verdict.flagged for verdict in screen.check(held_out))
     config = PEZConfig(prompt_len=args.prompt_len, steps=args.steps, seed=args.seed, progress=False)
     concepts = []
-    for concept, target in targets.items():
+    for (concept, target), most_similar_benign in zip(targets.items(), benign_similarity, strict=True):
         start = time.perf_counter()
         run = redteam(target, model=encoder, config=config, rounds=args.rounds, ban_per_round=args.ban_per_round)
         seconds = time.perf_counter() - start
@@ -97,7 +98,14 @@ def evaluate_world(
             if reference is not None:
                 row["reference_score"] = round(float(reference_scores[index]), 4)
             rounds.append(row)
-        concepts.append({"concept": concept, "seconds": round(seconds, 1), "rounds": rounds})
+        concepts.append(
+            {
+                "concept": concept,
+                "seconds": round(seconds, 1),
+                "max_benign_screen_similarity": round(most_similar_benign, 4),
+                "rounds": rounds,
+            }
+        )
     return {
         "model": encoder.name,
         "threshold": round(calibration.threshold, 4),
@@ -107,6 +115,22 @@ def evaluate_world(
         "held_out_flagged": held_out_flagged,
         "concepts": concepts,
     }
+
+
+def add_caption_scores(
+    world: dict[str, Any], images: dict[str, Any], benign: list[str], models: dict[str, TextEncoder]
+) -> None:
+    """Per shapes concept and model: the true caption's score (what a perfect prompt scores) and the best
+    benign caption's (a scene without any concept's shape: what matching colors and layout alone scores)."""
+    captions = {concept: caption(scene) for concept, scene in SHAPES_CONCEPTS.items()}
+    for prefix, model in models.items():
+        benign_features = encode_in_batches(model, benign)
+        for concept in world["concepts"]:
+            name = concept["concept"]
+            image_features = model.encode_images([images[name]]).T
+            concept["caption"] = captions[name]
+            concept[f"caption_{prefix}score"] = round(float(model.encode_texts([captions[name]]) @ image_features), 4)
+            concept[f"best_benign_caption_{prefix}score"] = round(float((benign_features @ image_features).max()), 4)
 
 
 def summary(world: dict[str, Any]) -> dict[str, Any]:
@@ -161,14 +185,7 @@ def main() -> int:
         world = evaluate_world(
             shapes, targets, benign[: args.benign_count], benign[args.benign_count :], args, reference
         )
-        for concept in world["concepts"]:  # the true caption: what a perfect prompt would score
-            text = caption(SHAPES_CONCEPTS[concept["concept"]])
-            image = targets[concept["concept"]]
-            concept["caption"] = text
-            concept["caption_score"] = round(float(shapes.encode_texts([text]) @ shapes.encode_images([image]).T), 4)
-            concept["caption_reference_score"] = round(
-                float(reference.encode_texts([text]) @ reference.encode_images([image]).T), 4
-            )
+        add_caption_scores(world, targets, benign, {"": shapes, "reference_": reference})
         record["shapes"] = {**world, **summary(world)}
     record["seconds"] = round(time.perf_counter() - start, 1)
     if args.out:

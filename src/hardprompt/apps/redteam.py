@@ -140,8 +140,8 @@ def redteam(
     `target` is a text (optimized as in `distill`) or an image or image file (as in `invert`).
     `previous` are rounds of an earlier run on the same target and model, which this one continues;
     `on_round` is called with all rounds after each new one (to save them). A round that bans nothing
-    (no word of its prompt carries score) ends the run: the next would meet the same blocklist. Ctrl-C stops the run and keeps the finished
-    rounds; the round it interrupted is dropped.
+    (no word of its prompt carries score) ends the run: the next would meet the same blocklist.
+    Ctrl-C stops the run and keeps the finished rounds; the round it interrupted is dropped.
     """
     config = config or PEZConfig()
     if rounds < 1:

@@ -66,6 +66,11 @@ def _validate_prompts(prompts: Sequence[str], what: str) -> list[str]:
     return texts
 
 
+def encode_in_batches(encoder: TextEncoder, texts: Sequence[str]) -> torch.Tensor:
+    """Text features (len(texts), dim) of many texts, `ENCODE_BATCH` per forward pass."""
+    return torch.cat([encoder.encode_texts(texts[i : i + ENCODE_BATCH]) for i in range(0, len(texts), ENCODE_BATCH)])
+
+
 class ConceptScreen:
     """Flags prompts whose text features are closer than `threshold` (cosine) to any of `concepts`."""
 
@@ -83,11 +88,7 @@ class ConceptScreen:
 
     def similarities(self, prompts: Sequence[str]) -> torch.Tensor:
         """Cosine of each prompt to each concept, shape (len(prompts), len(concepts))."""
-        texts = _validate_prompts(prompts, "prompts")
-        features = torch.cat(
-            [self.encoder.encode_texts(texts[i : i + ENCODE_BATCH]) for i in range(0, len(texts), ENCODE_BATCH)]
-        )
-        return features @ self._concept_features.T
+        return encode_in_batches(self.encoder, _validate_prompts(prompts, "prompts")) @ self._concept_features.T
 
     def check(self, prompts: Sequence[str]) -> list[Screening]:
         """The verdict on each prompt: its nearest concept, that similarity, and whether it is flagged."""
