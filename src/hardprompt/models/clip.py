@@ -77,14 +77,17 @@ class CLIPEncoder(TextEncoder):
 
     @property
     def supports_images(self) -> bool:
-        return self.image_processor is not None
+        return self.image_processor is not None and self.model.vision_model is not None
 
     @torch.no_grad()
     def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        if self.image_processor is None:
+        if not self.supports_images:
             return super().encode_images(images)
         pixels = self.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
         pixels = pixels.to(self.device, self.model.dtype)
         features = self.model.get_image_features(pixel_values=pixels)
         features = getattr(features, "pooler_output", features)
         return F.normalize(features.float(), dim=-1)
+
+    def release_image_tower(self) -> None:
+        self.model.vision_model = self.model.visual_projection = None
