@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +13,17 @@ from ..errors import HardpromptError
 from ..io import load_image, looks_like_image_path, read_lines
 from ..models import TextEncoder, load_text_encoder
 from ..models.causal_lm import CausalLM
+from ..models.loading import expand_model_names
+from ..objectives import FeatureSimilarity
 from ..objectives.base import Objective
+from ..objectives.multi_encoder import MultiEncoderObjective, check_model_weights
 from ..optim.registry import MethodConfig, run_method
 from ..optim.result import Result
 from ..vocab import Vocabulary, VocabularyRules
 
 ModelLike = str | TextEncoder
+ModelsLike = ModelLike | Sequence[ModelLike]
+"""One model, or several that read one prompt together (a name may be a group alias such as sdxl)."""
 BankLike = str | Path | Sequence[str] | None
 ImageLike = str | Path | Image.Image
 
@@ -28,12 +33,17 @@ def as_image(value: ImageLike) -> Image.Image:
     return value.convert("RGB") if isinstance(value, Image.Image) else load_image(value)
 
 
+def is_image_negative(value: ImageLike) -> bool:
+    """Whether a negative target is an image (an image, a path, or an image file name) rather than a text."""
+    return isinstance(value, (Image.Image, Path)) or looks_like_image_path(str(value))
+
+
 def encode_negatives(encoder: TextEncoder, negatives: Sequence[ImageLike]) -> torch.Tensor | None:
     """Features of the negative targets: image files (or images) as images, the rest as texts."""
     images: list[Image.Image] = []
     texts: list[str] = []
     for value in negatives:
-        if isinstance(value, (Image.Image, Path)) or looks_like_image_path(str(value)):
+        if is_image_negative(value):
             images.append(as_image(value))
         elif str(value).strip():
             texts.append(str(value))
@@ -63,9 +73,97 @@ def describe_bank(bank: BankLike) -> object:
     return "<phrases>" if isinstance(bank, (list, tuple)) else describe(bank)
 
 
-def as_encoder(model: ModelLike, device: str = "auto", dtype: str = "float32") -> TextEncoder:
+def as_encoder(model: ModelLike, device: str = "auto", dtype: str = "auto") -> TextEncoder:
     """Accept a loaded adapter as is; load a name or path."""
     return model if isinstance(model, TextEncoder) else load_text_encoder(model, device=device, dtype=dtype)
+
+
+def model_list(models: ModelsLike) -> list[ModelLike]:
+    """The models `models` stands for, group aliases (sdxl) expanded."""
+    items = [models] if isinstance(models, (str, TextEncoder)) else list(models)
+    if not items:
+        raise HardpromptError("give at least one model")
+    return [name for item in items for name in (expand_model_names(item) if isinstance(item, str) else [item])]
+
+
+def load_encoders(models: ModelsLike, device: str, dtype: str, need_images: bool) -> list[TextEncoder]:
+    """The adapters of `models`, loaded once for several runs; towers loaded here are freed unless `need_images`."""
+    encoders = []
+    for item in model_list(models):
+        encoder = as_encoder(item, device, dtype)
+        if encoders:
+            check_shared_vocabulary(encoders[0], encoder)
+        if not need_images and encoder is not item:
+            encoder.release_image_tower()
+        encoders.append(encoder)
+    return encoders
+
+
+def check_shared_vocabulary(first: TextEncoder, other: TextEncoder) -> None:
+    """Raise unless `other` has the token vocabulary of `first` (one prompt, read by both)."""
+    same_size = len(first.embedding_table) == len(other.embedding_table)
+    if not same_size or first.tokenizer.get_vocab() != other.tokenizer.get_vocab():
+        raise HardpromptError(
+            f"models {first.name} and {other.name} do not share a token vocabulary; "
+            "one prompt for several models needs the same tokenizer"
+        )
+
+
+def encode_target_images(encoder: TextEncoder, images: Sequence[Image.Image]) -> torch.Tensor:
+    """Features of target images under `encoder`'s own image tower."""
+    if not encoder.supports_images:
+        raise HardpromptError(f"model {encoder.name} has no image encoder; use a CLIP model or 'shapes'")
+    return encoder.encode_images(images)
+
+
+def similarity_objective(
+    models: ModelsLike,
+    encode_targets: Callable[[TextEncoder], torch.Tensor],
+    *,
+    weights: Sequence[float] | None = None,
+    negatives: Sequence[ImageLike] = (),
+    negative_weight: float = 1.0,
+    batch_size: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    dtype: str = "auto",
+) -> tuple[Objective, list[TextEncoder]]:
+    """A FeatureSimilarity per model (several: their `MultiEncoderObjective`), and the encoders.
+
+    Models are loaded one after another; each encodes its targets (`encode_targets`) and negatives
+    with its own towers, and a model loaded here (a name, not an adapter) has its image tower freed
+    right after, before the next one loads: the optimization needs text towers only.
+    """
+    items = model_list(models)
+    weights = [1.0] * len(items) if weights is None else list(weights)
+    check_model_weights(weights, len(items))
+    encoders: list[TextEncoder] = []
+    objectives: list[FeatureSimilarity] = []
+    for item in items:
+        encoder = as_encoder(item, device, dtype)
+        if encoders:
+            check_shared_vocabulary(encoders[0], encoder)
+        objectives.append(
+            FeatureSimilarity(
+                encoder,
+                encode_targets(encoder),
+                negatives=encode_negatives(encoder, negatives),
+                negative_weight=negative_weight,
+                batch_size=batch_size,
+                seed=seed,
+            )
+        )
+        if encoder is not item:
+            encoder.release_image_tower()
+        encoders.append(encoder)
+    if len(objectives) == 1:
+        return objectives[0], encoders
+    return MultiEncoderObjective([encoder.name for encoder in encoders], objectives, weights), encoders
+
+
+def encoders_label(encoders: Sequence[TextEncoder]) -> tuple[str, int]:
+    """The result's model name (several joined by " + ") and the longest prompt all of them fit."""
+    return " + ".join(encoder.name for encoder in encoders), min(encoder.max_prompt_len for encoder in encoders)
 
 
 def bank_phrases(bank: BankLike) -> tuple[str, ...] | None:
@@ -103,4 +201,7 @@ def run_optimizer(
         "allowed_tokens": len(vocab),
     }
     result.config = {**result.config, **vocabulary_options, **options}
+    if isinstance(objective, MultiEncoderObjective):
+        result.scores_by_model = objective.scores_by_model(result.token_ids)
+        result.config["model_weights"] = list(objective.weights)
     return result

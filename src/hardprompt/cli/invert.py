@@ -12,6 +12,7 @@ from .common import (
     add_optimizer_options,
     add_output_options,
     add_vocabulary_options,
+    chosen_models,
     optimizer_config,
     report,
     save,
@@ -21,7 +22,7 @@ from .common import (
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("invert", help="learn a prompt for one or several images")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="target image file(s)")
-    add_model_options(parser, DEFAULT_IMAGE_MODEL)
+    add_model_options(parser, DEFAULT_IMAGE_MODEL, several=True)
     add_dtype_option(parser)
     add_optimizer_options(parser)
     parser.add_argument("--batch-size", type=int, default=None, help="images per step (default: all)")
@@ -34,8 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     result = invert(
         args.images,
-        model=args.model,
+        model=chosen_models(args),
         config=optimizer_config(args, batch_size=args.batch_size),
+        model_weights=args.model_weights,
         negatives=args.negative,
         negative_weight=args.negative_weight,
         blocklist=args.blocklist,
