@@ -7,14 +7,14 @@ from pathlib import Path
 
 import torch
 
-from hardprompt.models.clip_bpe import clip_vocabulary
-
 ASSETS = Path(__file__).parent / "assets"
 CLIP_BPE = ASSETS / "bpe_simple_vocab_16e6.txt.gz"
 
 
 def write_clip_tokenizer_files(folder: Path) -> None:
     """vocab.json and merges.txt of the real CLIP BPE vocabulary (49,408 tokens), from open_clip's file."""
+    from hardprompt.models.clip_bpe import clip_vocabulary
+
     vocab, merges = clip_vocabulary(CLIP_BPE)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.json").write_text(json.dumps(vocab))
