@@ -82,7 +82,7 @@ def save_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
 
     Both text encoders read the real CLIP vocabulary, as SDXL's do; images are 32×32 by default.
     """
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     tokenizer_dir = folder / "tokenizer-files"
@@ -127,12 +127,13 @@ def save_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
         norm_num_groups=4,
         sample_size=32,
     )
-    scheduler = EulerDiscreteScheduler(
+    scheduler = DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
         beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
         steps_offset=1,
-        timestep_spacing="leading",
     )
     pipeline = StableDiffusionXLPipeline(
         vae=vae,

@@ -86,10 +86,18 @@ def model_list(models: ModelsLike) -> list[ModelLike]:
     return [name for item in items for name in (expand_model_names(item) if isinstance(item, str) else [item])]
 
 
-def load_encoders(models: ModelsLike, device: str, dtype: str, need_images: bool) -> list[TextEncoder]:
-    """The adapters of `models`, loaded once for several runs; towers loaded here are freed unless `need_images`."""
+def load_encoders(
+    models: ModelsLike, device: str, dtype: str, need_images: bool, weights: Sequence[float] | None = None
+) -> list[TextEncoder]:
+    """The adapters of `models`, loaded once for several runs; towers loaded here are freed unless `need_images`.
+
+    `weights`, when given, are checked against the models before anything loads.
+    """
+    items = model_list(models)
+    if weights is not None:
+        check_model_weights(weights, len(items))
     encoders = []
-    for item in model_list(models):
+    for item in items:
         encoder = as_encoder(item, device, dtype)
         if encoders:
             check_shared_vocabulary(encoders[0], encoder)

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         raise HardpromptError(f"no prompts in {args.file}")
     config = optimizer_config(args)
     need_images = any(is_image_negative(value) for value in args.negative)
-    encoders = load_encoders(chosen_models(args), args.device, args.dtype, need_images)
+    encoders = load_encoders(chosen_models(args), args.device, args.dtype, need_images, args.model_weights)
     results = []
     for text in texts:
         result = distill(
