@@ -81,10 +81,10 @@ def test_images_are_encoded_by_the_image_tower_and_the_tower_can_be_freed(open_c
 def test_apps_free_the_image_tower_of_models_they_load_only(open_clip_dirs, images):
     folder = open_clip_dirs["causal-argmax"]
     pictures = [load_image(path) for path in images]
-    _, (loaded,) = similarity_objective(str(folder), lambda e: e.encode_images(pictures), device="cpu")
+    _, (loaded,) = similarity_objective(str(folder), images=pictures, device="cpu")
     assert not loaded.supports_images, "a model the app loaded keeps no image tower"
     given = load_text_encoder(str(folder), device="cpu")
-    similarity_objective(given, lambda e: e.encode_images(pictures), device="cpu")
+    similarity_objective(given, images=pictures, device="cpu")
     assert given.supports_images, "an adapter the caller passed in is left as it was"
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ from ..errors import HardpromptError
 from ..io import load_image, looks_like_image_path, read_lines
 from ..models import TextEncoder, load_text_encoder
 from ..models.causal_lm import CausalLM
-from ..models.loading import expand_model_names
+from ..models.loading import encode_images_once, expand_model_names
 from ..objectives import FeatureSimilarity
 from ..objectives.base import Objective
 from ..objectives.multi_encoder import MultiEncoderObjective, check_model_weights
@@ -38,8 +38,8 @@ def is_image_negative(value: ImageLike) -> bool:
     return isinstance(value, (Image.Image, Path)) or looks_like_image_path(str(value))
 
 
-def encode_negatives(encoder: TextEncoder, negatives: Sequence[ImageLike]) -> torch.Tensor | None:
-    """Features of the negative targets: image files (or images) as images, the rest as texts."""
+def split_negatives(negatives: Sequence[ImageLike]) -> tuple[list[Image.Image], list[str]]:
+    """The negative targets that are images (image files, or images) and those that are texts."""
     images: list[Image.Image] = []
     texts: list[str] = []
     for value in negatives:
@@ -49,6 +49,12 @@ def encode_negatives(encoder: TextEncoder, negatives: Sequence[ImageLike]) -> to
             texts.append(str(value))
         else:
             raise HardpromptError("a negative target is empty")
+    return images, texts
+
+
+def encode_negatives(encoder: TextEncoder, negatives: Sequence[ImageLike]) -> torch.Tensor | None:
+    """Features of the negative targets: image files (or images) as images, the rest as texts."""
+    images, texts = split_negatives(negatives)
     features = []
     if images:
         features.append(encoder.encode_images(images))
@@ -73,9 +79,11 @@ def describe_bank(bank: BankLike) -> object:
     return "<phrases>" if isinstance(bank, (list, tuple)) else describe(bank)
 
 
-def as_encoder(model: ModelLike, device: str = "auto", dtype: str = "auto") -> TextEncoder:
-    """Accept a loaded adapter as is; load a name or path."""
-    return model if isinstance(model, TextEncoder) else load_text_encoder(model, device=device, dtype=dtype)
+def as_encoder(model: ModelLike, device: str = "auto", dtype: str = "auto", image_tower: bool = True) -> TextEncoder:
+    """Accept a loaded adapter as is; load a name or path (without its image tower unless `image_tower`)."""
+    if isinstance(model, TextEncoder):
+        return model
+    return load_text_encoder(model, device=device, dtype=dtype, image_tower=image_tower)
 
 
 def model_list(models: ModelsLike) -> list[ModelLike]:
@@ -89,20 +97,18 @@ def model_list(models: ModelsLike) -> list[ModelLike]:
 def load_encoders(
     models: ModelsLike, device: str, dtype: str, need_images: bool, weights: Sequence[float] | None = None
 ) -> list[TextEncoder]:
-    """The adapters of `models`, loaded once for several runs; towers loaded here are freed unless `need_images`.
+    """The adapters of `models`, loaded once for several runs; without image towers unless `need_images`.
 
     `weights`, when given, are checked against the models before anything loads.
     """
     items = model_list(models)
     if weights is not None:
         check_model_weights(weights, len(items))
-    encoders = []
+    encoders: list[TextEncoder] = []
     for item in items:
-        encoder = as_encoder(item, device, dtype)
+        encoder = as_encoder(item, device, dtype, image_tower=need_images)
         if encoders:
             check_shared_vocabulary(encoders[0], encoder)
-        if not need_images and encoder is not item:
-            encoder.release_image_tower()
         encoders.append(encoder)
     return encoders
 
@@ -117,17 +123,11 @@ def check_shared_vocabulary(first: TextEncoder, other: TextEncoder) -> None:
         )
 
 
-def encode_target_images(encoder: TextEncoder, images: Sequence[Image.Image]) -> torch.Tensor:
-    """Features of target images under `encoder`'s own image tower."""
-    if not encoder.supports_images:
-        raise HardpromptError(f"model {encoder.name} has no image encoder; use a CLIP model or 'shapes'")
-    return encoder.encode_images(images)
-
-
 def similarity_objective(
     models: ModelsLike,
-    encode_targets: Callable[[TextEncoder], torch.Tensor],
     *,
+    images: Sequence[Image.Image] = (),
+    texts: Sequence[str] = (),
     weights: Sequence[float] | None = None,
     negatives: Sequence[ImageLike] = (),
     negative_weight: float = 1.0,
@@ -136,33 +136,42 @@ def similarity_objective(
     device: str = "auto",
     dtype: str = "auto",
 ) -> tuple[Objective, list[TextEncoder]]:
-    """A FeatureSimilarity per model (several: their `MultiEncoderObjective`), and the encoders.
+    """A FeatureSimilarity per model to the target `images` or `texts` (several: their `MultiEncoderObjective`).
 
-    Models are loaded one after another; each encodes its targets (`encode_targets`) and negatives
-    with its own towers, and a model loaded here (a name, not an adapter) has its image tower freed
-    right after, before the next one loads: the optimization needs text towers only.
+    A model given by name is read tower by tower, one model after another: its image tower encodes
+    the target and negative images and is freed before its text tower loads, which is all that the
+    optimization needs (`encode_images_once`). An adapter given loaded is used as it is.
     """
     items = model_list(models)
     weights = [1.0] * len(items) if weights is None else list(weights)
     check_model_weights(weights, len(items))
+    negative_images, negative_texts = split_negatives(negatives)
+    all_images = [*images, *negative_images]
     encoders: list[TextEncoder] = []
     objectives: list[FeatureSimilarity] = []
     for item in items:
-        encoder = as_encoder(item, device, dtype)
+        if isinstance(item, TextEncoder):
+            encoder = item
+            image_features = encoder.encode_images(all_images) if all_images else None
+        else:
+            image_features = encode_images_once(item, all_images, device, dtype) if all_images else None
+            encoder = load_text_encoder(item, device, dtype, image_tower=False)
         if encoders:
             check_shared_vocabulary(encoders[0], encoder)
+        targets = image_features[: len(images)] if images else encoder.encode_texts(list(texts))
+        negative_features = [image_features[len(images) :]] if negative_images else []
+        if negative_texts:
+            negative_features.append(encoder.encode_texts(negative_texts))
         objectives.append(
             FeatureSimilarity(
                 encoder,
-                encode_targets(encoder),
-                negatives=encode_negatives(encoder, negatives),
+                targets,
+                negatives=torch.cat(negative_features) if negative_features else None,
                 negative_weight=negative_weight,
                 batch_size=batch_size,
                 seed=seed,
             )
         )
-        if encoder is not item:
-            encoder.release_image_tower()
         encoders.append(encoder)
     if len(objectives) == 1:
         return objectives[0], encoders

@@ -57,7 +57,7 @@ def distill(
         raise HardpromptError("the text to distill is empty")
     objective, encoders = similarity_objective(
         model,
-        lambda encoder: encoder.encode_texts([text]),
+        texts=[text],
         weights=model_weights,
         negatives=negatives,
         negative_weight=negative_weight,

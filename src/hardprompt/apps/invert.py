@@ -16,7 +16,6 @@ from .common import (
     build_vocabulary,
     describe,
     describe_bank,
-    encode_target_images,
     encoders_label,
     run_optimizer,
     similarity_objective,
@@ -51,7 +50,7 @@ def invert(
     targets = [as_image(image) for image in images]
     objective, encoders = similarity_objective(
         model,
-        lambda encoder: encode_target_images(encoder, targets),
+        images=targets,
         weights=model_weights,
         negatives=negatives,
         negative_weight=negative_weight,

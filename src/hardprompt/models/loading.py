@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from ..errors import HardpromptError
 from .base import TextEncoder
-from .resolve import model_location, not_available, resolve_device, resolve_dtype
+from .resolve import EMBEDDED_MODELS, model_location, not_available, resolve_device, resolve_dtype
 
 SENTENCE_MODEL_TYPES = {"bert", "distilbert", "roberta", "xlm-roberta", "mpnet", "electra"}
 
@@ -41,7 +42,7 @@ def expand_model_names(names: str | list[str] | tuple[str, ...]) -> list[str]:
     return expanded
 
 
-def load_text_encoder(name: str, device: str = "auto", dtype: str = "auto") -> TextEncoder:
+def load_text_encoder(name: str, device: str = "auto", dtype: str = "auto", image_tower: bool = True) -> TextEncoder:
     """A `TextEncoder` for `name`: a built-in model (shapes), an embedded alias (minilm), an open_clip model
     (`open_clip:ARCH/PRETRAINED`, `open_clip:hf-hub:ORG/REPO`, a folder with open_clip_config.json),
     a hub id, or a local directory.
@@ -49,50 +50,77 @@ def load_text_encoder(name: str, device: str = "auto", dtype: str = "auto") -> T
     CLIP models get `CLIPEncoder` (text and images), open_clip models `OpenCLIPEncoder`, BERT-family
     models `SentenceEncoder`. `dtype` is the precision of the weights ("auto": float16 on a GPU,
     float32 on the CPU); bfloat16 halves the bytes read per step (faster on CPUs with bfloat16 units);
-    prompts, features and scores stay float32.
+    prompts, features and scores stay float32. Without `image_tower` the adapter has none (a
+    Hugging Face CLIP then reads only its text tower's weights).
     """
     torch_device = resolve_device(device)
     if name in CUSTOM_MODELS:
         if dtype not in ("auto", "float32"):
             raise HardpromptError(f"model {name!r} runs in float32 only; drop --dtype {dtype}")
-        return CUSTOM_MODELS[name](name, torch_device)
-    if name in MODEL_GROUPS:
+        encoder = CUSTOM_MODELS[name](name, torch_device)
+    elif name in MODEL_GROUPS:
         raise HardpromptError(f"{name!r} names several models ({', '.join(MODEL_GROUPS[name])}); load each one")
-    torch_dtype = resolve_dtype(dtype, torch_device)
+    else:
+        torch_dtype = resolve_dtype(dtype, torch_device)
+        spec = _open_clip_spec(name)
+        if spec is not None:
+            from .open_clip import load_open_clip
+
+            encoder = load_open_clip(name, spec, torch_device, torch_dtype)
+        else:
+            return _load_transformers_encoder(name, torch_device, torch_dtype, image_tower)
+    if not image_tower:
+        encoder.release_image_tower()
+    return encoder
+
+
+def encode_images_once(name: str, images: Sequence[Image.Image], device: str = "auto", dtype: str = "auto"):
+    """Features of `images` under model `name`'s image tower, freed on return.
+
+    A Hugging Face CLIP reads only its image tower's weights, so that, followed by
+    `load_text_encoder(name, image_tower=False)`, the two towers are never in memory together;
+    other models are loaded whole for this.
+    """
+    location = None if name in CUSTOM_MODELS or _open_clip_spec(name) is not None else model_location(name)
+    if location is not None and _transformers_model_type(name, location) == "clip":
+        from .clip import clip_image_features
+
+        torch_device = resolve_device(device)
+        return clip_image_features(location, images, torch_device, resolve_dtype(dtype, torch_device))
+    return load_text_encoder(name, device, dtype).encode_images(images)
+
+
+def _open_clip_spec(name: str) -> str | None:
+    """open_clip's name for `name` (ARCH/PRETRAINED, hf-hub:..., local-dir:...), or None for other models."""
     if name.startswith("open_clip:"):
-        from .open_clip import load_open_clip
-
-        return load_open_clip(name, name.removeprefix("open_clip:"), torch_device, torch_dtype)
+        return name.removeprefix("open_clip:")
+    if name in EMBEDDED_MODELS:
+        return None
     location = model_location(name)
-    if (Path(location) / "open_clip_config.json").is_file():
-        from .open_clip import load_open_clip
-
-        return load_open_clip(name, "local-dir:" + location, torch_device, torch_dtype)
-    return _load_transformers_encoder(name, location, torch_device, torch_dtype)
+    return "local-dir:" + location if (Path(location) / "open_clip_config.json").is_file() else None
 
 
-def _load_transformers_encoder(name: str, location: str, device: torch.device, dtype: torch.dtype) -> TextEncoder:
-    """A CLIP or sentence encoder that transformers loads from `location` (hub id or directory)."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+def _transformers_model_type(name: str, location: str) -> str | None:
+    from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(location)
+        return getattr(AutoConfig.from_pretrained(location), "model_type", None)
     except (OSError, ValueError) as error:
         raise not_available(name, error) from None
-    model_type = getattr(config, "model_type", None)
+
+
+def _load_transformers_encoder(name: str, device: torch.device, dtype: torch.dtype, image_tower: bool) -> TextEncoder:
+    """A CLIP or sentence encoder that transformers loads from `name`'s location (hub id or directory)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    location = model_location(name)
+    model_type = _transformers_model_type(name, location)
     try:
         tokenizer = AutoTokenizer.from_pretrained(location)
         if model_type == "clip":
-            from transformers import CLIPImageProcessorPil, CLIPModel
+            from .clip import load_clip
 
-            from .clip import CLIPEncoder
-
-            model = CLIPModel.from_pretrained(location, dtype=dtype)
-            try:
-                processor = CLIPImageProcessorPil.from_pretrained(location)
-            except OSError:
-                processor = None
-            return CLIPEncoder(model, tokenizer, processor, name=name, device=device)
+            return load_clip(location, tokenizer, name, device, dtype, image_tower)
         if model_type in SENTENCE_MODEL_TYPES:
             from .sentence import SentenceEncoder
 
