@@ -56,7 +56,7 @@ RUNS = {  # name -> (side, dtype, packing)
 def build(arch: str, folder: Path) -> None:
     """Save a random CLIPModel of `arch` (weights drawn from N(0, 0.02), layer norms at 1) to `folder`."""
     from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel
-    from transformers.modeling_utils import no_init_weights
+    from transformers.initialization import no_init_weights
 
     from hardprompt.models.clip_bpe import clip_tokenizer
 
