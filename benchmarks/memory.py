@@ -95,7 +95,7 @@ def rss_kib() -> int:
 
 
 def measure(side: str, folders: list[str], dtype: str, packing: bool, steps: int) -> dict:
-    """One run in this process: peak and final RSS (MiB) of `side` inverting one image."""
+    """One run in this process: the peak RSS (MiB) of `side` inverting one image, and its score."""
     import transformers
     from PIL import Image
 
@@ -116,7 +116,6 @@ def measure(side: str, folders: list[str], dtype: str, packing: bool, steps: int
         score = reference_run(folders[-1], image, steps)
     return {
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "final_rss_mib": round(rss_kib() / 1024),
         "rss_after_imports_mib": round(imported / 1024),
         "seconds": round(time.perf_counter() - start, 1),
         "score": round(float(score), 5),

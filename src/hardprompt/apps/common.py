@@ -79,7 +79,7 @@ def describe_bank(bank: BankLike) -> object:
     return "<phrases>" if isinstance(bank, (list, tuple)) else describe(bank)
 
 
-def as_encoder(model: ModelLike, device: str = "auto", dtype: str = "auto", image_tower: bool = True) -> TextEncoder:
+def as_encoder(model: ModelLike, device: str = "auto", dtype: str = "float32", image_tower: bool = True) -> TextEncoder:
     """Accept a loaded adapter as is; load a name or path (without its image tower unless `image_tower`)."""
     if isinstance(model, TextEncoder):
         return model

@@ -42,7 +42,7 @@ def expand_model_names(names: str | list[str] | tuple[str, ...]) -> list[str]:
     return expanded
 
 
-def load_text_encoder(name: str, device: str = "auto", dtype: str = "auto", image_tower: bool = True) -> TextEncoder:
+def load_text_encoder(name: str, device: str = "auto", dtype: str = "float32", image_tower: bool = True) -> TextEncoder:
     """A `TextEncoder` for `name`: a built-in model (shapes), an embedded alias (minilm), an open_clip model
     (`open_clip:ARCH/PRETRAINED`, `open_clip:hf-hub:ORG/REPO`, a folder with open_clip_config.json),
     a hub id, or a local directory.
@@ -74,7 +74,7 @@ def load_text_encoder(name: str, device: str = "auto", dtype: str = "auto", imag
     return encoder
 
 
-def encode_images_once(name: str, images: Sequence[Image.Image], device: str = "auto", dtype: str = "auto"):
+def encode_images_once(name: str, images: Sequence[Image.Image], device: str = "auto", dtype: str = "float32"):
     """Features of `images` under model `name`'s image tower, freed on return.
 
     A Hugging Face CLIP reads only its image tower's weights, so that, followed by
