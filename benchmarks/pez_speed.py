@@ -32,7 +32,7 @@ from hardprompt.models.clip import CLIPEncoder
 from hardprompt.models.frozen import PackedLinear
 from hardprompt.models.loading import resolve_device
 from hardprompt.objectives import FeatureSimilarity
-from hardprompt.optim.pez import NearestTokenProjection, random_allowed_ids
+from hardprompt.optim.pez import ProjectedGradientStep, random_allowed_ids
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 ARCHITECTURES = {
@@ -116,25 +116,14 @@ class ReferenceLoop:
 
 
 class OurLoop:
-    """hardprompt's PEZ step (the body of `hardprompt.optim.pez.run`), one step at a time."""
+    """hardprompt's PEZ step (`hardprompt.optim.pez.ProjectedGradientStep`, the body of `pez.run`), one at a time."""
 
-    def __init__(self, objective: FeatureSimilarity, allowed_ids: torch.Tensor, init_ids: torch.Tensor, lr, wd):
-        self.objective = objective
-        self.table = objective.embedding_table.detach()
-        self.project = NearestTokenProjection(self.table, allowed_ids)
-        self.prompt = self.table[init_ids].float().requires_grad_(True)
-        self.optimizer = torch.optim.AdamW([self.prompt], lr=lr, weight_decay=wd)
+    def __init__(self, objective: FeatureSimilarity, vocab, config: PEZConfig) -> None:
+        self.pez_step = ProjectedGradientStep(objective, vocab, config)
         self.best = -float("inf")
 
     def step(self) -> None:
-        self.objective.new_step()
-        ids = self.project(self.prompt)
-        hard = self.table[ids].requires_grad_(True)
-        evaluation = self.objective.evaluate(hard)
-        (gradient,) = torch.autograd.grad(evaluation.loss.sum(), hard)
-        self.prompt.grad = gradient.float()
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        _, evaluation = self.pez_step()
         self.best = max(self.best, evaluation.score.max().item())  # .item() synchronizes a GPU
 
 
@@ -177,7 +166,7 @@ def main() -> None:
         config = PEZConfig(prompt_len=args.prompt_len, restarts=args.restarts)
         init_ids = random_allowed_ids(vocab.allowed_ids, (args.restarts, args.prompt_len), seed=0).to(device)
         loops = {
-            "hardprompt": OurLoop(FeatureSimilarity(encoder, targets), vocab.allowed_ids, init_ids, config.lr, 0.1),
+            "hardprompt": OurLoop(FeatureSimilarity(encoder, targets), vocab, config),
             "reference": ReferenceLoop(reference_encoder, targets, init_ids, config.lr, 0.1),
         }
         timing = seconds_per_step(loops, args.steps)

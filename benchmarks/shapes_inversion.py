@@ -18,12 +18,12 @@ import time
 
 import torch
 
-from hardprompt import load_text_encoder
+from hardprompt import invert_each, load_text_encoder
 from hardprompt.apps.common import build_vocabulary
 from hardprompt.io import write_json
 from hardprompt.optim.pez import PEZConfig, random_allowed_ids
 from hardprompt.shapes import caption, render
-from hardprompt.shapes.evaluation import PairedSimilarity, evaluation_scenes, invert_each, word_recovery
+from hardprompt.shapes.evaluation import evaluation_scenes, word_recovery
 
 
 def mean(values: list[float]) -> float:
@@ -50,7 +50,7 @@ def main() -> int:
     config = PEZConfig(prompt_len=args.prompt_len, steps=args.steps, lr=args.lr, seed=args.seed, progress=False)
 
     start = time.perf_counter()
-    found = invert_each(PairedSimilarity(model, features), vocab, config)
+    found = list(invert_each(images, model=model, config=config, images_per_batch=len(images)))
     seconds = time.perf_counter() - start
 
     prompts = [item.prompt for item in found]

@@ -13,12 +13,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from hardprompt import PEZConfig, invert, load_text_encoder
+from hardprompt import PEZConfig, invert, invert_each, load_text_encoder
 from hardprompt.apps.common import build_vocabulary
 from hardprompt.cli import main as cli_main
 from hardprompt.optim.pez import random_allowed_ids
 from hardprompt.shapes import Scene, SceneObject, caption, random_scene, render
-from hardprompt.shapes.evaluation import PairedSimilarity, evaluation_scenes, invert_each, word_recovery
+from hardprompt.shapes.evaluation import evaluation_scenes, word_recovery
 from hardprompt.shapes.render import STYLES
 from hardprompt.shapes.train import main as train_main
 from hardprompt.shapes.train import retrieval_accuracy
@@ -98,9 +98,10 @@ def test_towers_retrieve_the_caption_of_held_out_scenes(name, shapes, reference)
 def inverted(shapes, vocab):
     """20 held-out scenes, each inverted into an 8-token prompt (one batched PEZ run)."""
     scenes = evaluation_scenes(20)
-    features = shapes.encode_images([render(scene) for scene in scenes])
+    images = [render(scene) for scene in scenes]
+    features = shapes.encode_images(images)
     config = PEZConfig(prompt_len=8, steps=INVERSION_STEPS, progress=False)
-    found = invert_each(PairedSimilarity(shapes, features), vocab, config)
+    found = list(invert_each(images, model=shapes, config=config, images_per_batch=len(images)))
     return scenes, features, [item.prompt for item in found]
 
 

@@ -1,6 +1,6 @@
 """hardprompt: short, human-readable hard prompts by gradient-based discrete optimization."""
 
-from .apps import distill, invert, target_string
+from .apps import distill, invert, invert_each, target_string
 from .errors import HardpromptError
 from .models import TextEncoder, load_text_encoder
 from .optim import PEZConfig, Result
@@ -12,6 +12,7 @@ __all__ = [
     "TextEncoder",
     "distill",
     "invert",
+    "invert_each",
     "load_text_encoder",
     "target_string",
 ]

@@ -89,3 +89,48 @@ def write_json(path: str | Path, record: dict[str, Any]) -> None:
 def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
     """Write JSON objects one per line, atomically."""
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+class JsonlAppender:
+    """Appends JSON objects to a file one line at a time, each line written whole and synced to disk.
+
+    A process killed at any moment leaves every earlier line intact (at worst a last, partial line
+    that a reader of the file must skip).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write `record` as one line and sync it to disk."""
+        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_jsonl(path: str | Path) -> tuple[list[dict[str, Any]], int]:
+    """The JSON objects of a JSON-lines file, and how many lines were not one (a partial last line, say)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise HardpromptError(f"cannot read {path}: {error}") from None
+    records, bad = [], 0
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            bad += 1
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            bad += 1
+    return records, bad

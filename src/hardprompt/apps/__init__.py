@@ -2,6 +2,7 @@
 
 from .distill import distill
 from .invert import invert
+from .invert_each import EachInversion, FailedImage, invert_each
 from .target import target_string
 
-__all__ = ["distill", "invert", "target_string"]
+__all__ = ["EachInversion", "FailedImage", "distill", "invert", "invert_each", "target_string"]

@@ -210,7 +210,15 @@ def run_optimizer(
 ) -> Result:
     """Validate `config` against the model's longest prompt, run its method (PEZ, GCG, ...), and label the result."""
     config.validate(max_prompt_len)
-    result = run_method(objective, vocab, config)
+    result = label_result(run_method(objective, vocab, config), vocab, options, model_name)
+    if isinstance(objective, MultiEncoderObjective):
+        result.scores_by_model = objective.scores_by_model(result.token_ids)
+        result.config["model_weights"] = list(objective.weights)
+    return result
+
+
+def label_result(result: Result, vocab: Vocabulary, options: dict[str, Any], model_name: str) -> Result:
+    """`result` with its model's name and the application's and vocabulary's options in its config."""
     result.model = model_name
     vocabulary_options = {
         "blocklist": list(vocab.rules.blocklist),
@@ -218,7 +226,4 @@ def run_optimizer(
         "allowed_tokens": len(vocab),
     }
     result.config = {**result.config, **vocabulary_options, **options}
-    if isinstance(objective, MultiEncoderObjective):
-        result.scores_by_model = objective.scores_by_model(result.token_ids)
-        result.config["model_weights"] = list(objective.weights)
     return result

@@ -80,6 +80,9 @@ def add_optimizer_options(parser: argparse.ArgumentParser, prompt_len: int = 16)
     group.add_argument("--seed", type=int, default=pez_defaults.seed, help="random seed (0)")
     group.add_argument("--max-seconds", type=float, default=None, help="stop after this wall-clock time")
     group.add_argument("--max-forward-passes", type=int, default=None, help="stop after this many prompt evaluations")
+    group.add_argument(
+        "--cuda-graph", action="store_true", help="pez on a GPU: capture each step in a CUDA graph (experimental)"
+    )
 
 
 def add_vocabulary_options(parser: argparse.ArgumentParser) -> None:
@@ -121,6 +124,7 @@ def optimizer_config(args: argparse.Namespace, batch_size: int | None = None) ->
         seed=args.seed,
         max_seconds=args.max_seconds,
         max_forward_passes=args.max_forward_passes,
+        cuda_graph=args.cuda_graph or None,
         progress=not args.quiet,
     )
 

@@ -1,6 +1,6 @@
 """Objectives: differentiable losses over prompt embeddings, one per application."""
 
-from .base import Evaluation, Objective
-from .similarity import FeatureSimilarity
+from .base import BatchedObjective, Evaluation, Objective
+from .similarity import FeatureSimilarity, PerTargetSimilarity
 
-__all__ = ["Evaluation", "FeatureSimilarity", "Objective"]
+__all__ = ["BatchedObjective", "Evaluation", "FeatureSimilarity", "Objective", "PerTargetSimilarity"]

@@ -74,3 +74,45 @@ class SupportsFluency(Protocol):
     def fluency_loss(self, prompt_embeds: torch.Tensor) -> torch.Tensor:
         """Differentiable (batch,) mean negative log-likelihood per token of the prompts under a language model."""
         ...
+
+
+@runtime_checkable
+class SupportsBatchScoring(Protocol):
+    """An objective that scores several prompts of one length in one call (the round trip uses it)."""
+
+    def score_token_ids_batch(self, rows: Sequence[Sequence[int]]) -> list[float]:
+        """Scores of prompts given as token ids, all of the same length; each as `score_token_ids` gives it."""
+        ...
+
+
+@runtime_checkable
+class SupportsCudaGraph(Protocol):
+    """An objective that may say its evaluation has fixed shapes and no host round trips (graph-capturable).
+
+    `fixed_shapes` True promises that every step evaluates the same computation on the same
+    tensors (no minibatch drawn on the host, no data-dependent shapes), so a captured step can be
+    replayed.
+    """
+
+    @property
+    def fixed_shapes(self) -> bool: ...
+
+
+@runtime_checkable
+class BatchedObjective(Protocol):
+    """Independent problems evaluated in one batch: rows i·k … (i+1)·k − 1 of a batch of problems·k rows
+    belong to problem i (k rows per problem, the same k for all), and a row's loss and score depend
+    on that row alone. `problem(i)` is the ordinary objective of problem i, for scoring its strings."""
+
+    problems: int
+
+    @property
+    def embedding_table(self) -> torch.Tensor: ...
+
+    def new_step(self) -> None: ...
+
+    def evaluate(self, prompt_embeds: torch.Tensor) -> Evaluation: ...
+
+    def problem(self, index: int) -> Objective:
+        """The single-problem objective of problem `index`."""
+        ...

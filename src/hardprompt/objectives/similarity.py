@@ -43,6 +43,11 @@ class FeatureSimilarity:
     def embedding_table(self) -> torch.Tensor:
         return self.encoder.embedding_table
 
+    @property
+    def fixed_shapes(self) -> bool:
+        """Without a minibatch every step is the same computation (see SupportsCudaGraph)."""
+        return self.batch_size is None
+
     def new_step(self) -> None:
         if self.batch_size:
             chosen = torch.randperm(len(self.targets), generator=self._generator)[: self.batch_size]
@@ -70,3 +75,56 @@ class FeatureSimilarity:
     def score_token_ids(self, token_ids: Sequence[int]) -> float:
         features = self.encoder.encode_token_ids(token_ids)
         return float(self._loss_and_score(features, minibatch=False)[1][0])
+
+    @torch.no_grad()
+    def score_token_ids_batch(self, rows: Sequence[Sequence[int]]) -> list[float]:
+        ids = torch.tensor([list(row) for row in rows], dtype=torch.long, device=self.encoder.device)
+        features = self.encoder.encode_prompt_embeddings(self.encoder.embedding_table[ids])
+        return self._loss_and_score(features, minibatch=False)[1].tolist()
+
+
+class PerTargetSimilarity:
+    """One independent problem per target, batched: the rows of problem i are matched to target i only.
+
+    For a batch of problems × k rows, row r's loss is 1 − cos(prompt_r, target_{r // k}) plus
+    `negative_weight` · mean cos(prompt_r, negatives); its score is the negated same. This is
+    `FeatureSimilarity` of each target alone (`problem(i)`), for many targets in one forward pass.
+    """
+
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        targets: torch.Tensor,
+        negatives: torch.Tensor | None = None,
+        negative_weight: float = 1.0,
+    ) -> None:
+        if targets.ndim != 2 or len(targets) == 0:
+            raise HardpromptError("there are no targets to match")
+        self.encoder = encoder
+        self.targets = targets.to(encoder.device)
+        self.negatives = negatives.to(encoder.device) if negatives is not None and len(negatives) else None
+        self.negative_weight = negative_weight
+        self.problems = len(targets)
+        self.fixed_shapes = True
+        """Every step is the same computation (see SupportsCudaGraph)."""
+
+    @property
+    def embedding_table(self) -> torch.Tensor:
+        return self.encoder.embedding_table
+
+    def new_step(self) -> None:
+        """Every problem has one target, used at every step."""
+
+    def evaluate(self, prompt_embeds: torch.Tensor) -> Evaluation:
+        features = self.encoder.encode_prompt_embeddings(prompt_embeds)
+        targets = self.targets.repeat_interleave(len(features) // self.problems, dim=0)
+        score = (features * targets).sum(dim=1)
+        if self.negatives is not None:
+            score = score - self.negative_weight * (features @ self.negatives.T).mean(dim=1)
+        return Evaluation(loss=1 - score, score=score.detach())
+
+    def problem(self, index: int) -> FeatureSimilarity:
+        """The ordinary objective of target `index` alone (with the same negatives)."""
+        return FeatureSimilarity(
+            self.encoder, self.targets[index : index + 1], self.negatives, negative_weight=self.negative_weight
+        )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 import torch
 
-from ..objectives.base import Objective
+from ..objectives.base import Objective, SupportsBatchScoring
 from ..vocab import Vocabulary
 
 
@@ -60,13 +61,30 @@ def best_round_trip(pool: CandidatePool, objective: Objective, vocab: Vocabulary
     boundaries, tokens outside the bank after re-tokenization) is repaired by dropping tokens.
     """
     best: RoundTrip | None = None
+    texts, rows, projected = [], [], []
     for token_ids, projected_score in pool.ranked():
         text = vocab.decode(token_ids)
         if not vocab.accepts(text):
             text = vocab.decode(vocab.make_acceptable(token_ids))
-        ids = vocab.encode(text)
-        score = objective.score_token_ids(ids)
+        texts.append(text)
+        rows.append(vocab.encode(text))
+        projected.append(projected_score)
+    for text, ids, score, projected_score in zip(texts, rows, score_rows(objective, rows), projected, strict=True):
         if best is None or score > best.score:
             best = RoundTrip(prompt=text, token_ids=ids, score=score, projected_score=projected_score)
     assert best is not None, "the candidate pool is empty"
     return best
+
+
+def score_rows(objective: Objective, rows: list[list[int]]) -> list[float]:
+    """The scores of prompts given as token ids; same-length rows in one call where the objective can."""
+    if not isinstance(objective, SupportsBatchScoring):
+        return [objective.score_token_ids(row) for row in rows]
+    by_length: dict[int, list[int]] = defaultdict(list)
+    for index, row in enumerate(rows):
+        by_length[len(row)].append(index)
+    scores = [0.0] * len(rows)
+    for indices in by_length.values():
+        for index, score in zip(indices, objective.score_token_ids_batch([rows[i] for i in indices]), strict=True):
+            scores[index] = score
+    return scores

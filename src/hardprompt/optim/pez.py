@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import HardpromptError
-from ..objectives.base import Evaluation, Objective, TableBlock, table_blocks
+from ..objectives.base import (
+    BatchedObjective,
+    Evaluation,
+    Objective,
+    SupportsCudaGraph,
+    TableBlock,
+    table_blocks,
+)
 from ..vocab import Vocabulary
 from .result import Result
 from .search import affordable, make_tracker, validate_common
@@ -38,6 +46,8 @@ class PEZConfig:
     """Stop before evaluating more prompt rows than this (each step evaluates `restarts` rows)."""
     optimizer: str = "adamw"
     """Update rule of the continuous prompt: "adamw" or "adafactor" (the paper's, with this explicit lr)."""
+    cuda_graph: bool = False
+    """On a GPU, capture the whole step in a CUDA graph (AdamW, objectives with fixed shapes); else eager."""
 
     def validate(self, max_prompt_len: int | None = None) -> None:
         """Raise HardpromptError on settings that cannot run."""
@@ -150,21 +160,21 @@ def validate_optimizer(name: str) -> None:
         raise HardpromptError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
 
 
-def make_optimizer(parameter: torch.Tensor, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def make_optimizer(parameters: list[torch.Tensor], name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     """AdamW, or transformers' Adafactor with a fixed lr (no relative step, no parameter scaling, no warmup)."""
     validate_optimizer(name)
     if name == "adafactor":
         from transformers.optimization import Adafactor
 
         return Adafactor(
-            [parameter],
+            parameters,
             lr=lr,
             weight_decay=weight_decay,
             scale_parameter=False,
             relative_step=False,
             warmup_init=False,
         )
-    return torch.optim.AdamW([parameter], lr=lr, weight_decay=weight_decay)
+    return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
 
 
 def continuous_prompt(
@@ -174,35 +184,114 @@ def continuous_prompt(
 
     `config` is any method config with prompt_len, restarts, seed, lr, weight_decay and optimizer (PEZ, soft).
     """
-    init_ids = random_allowed_ids(allowed_ids, (config.restarts, config.prompt_len), config.seed)
-    soft_prompt = table[init_ids.to(table.device)].clone().float().requires_grad_(True)
-    return soft_prompt, make_optimizer(soft_prompt, config.optimizer, config.lr, config.weight_decay)
+    soft_prompt = starting_prompt(table, allowed_ids, config, config.seed)
+    return soft_prompt, make_optimizer([soft_prompt], config.optimizer, config.lr, config.weight_decay)
+
+
+def starting_prompt(table: torch.Tensor, allowed_ids: torch.Tensor, config: Any, seed: int) -> torch.Tensor:
+    """A continuous prompt (config.restarts, config.prompt_len, dim) at random allowed tokens drawn from `seed`."""
+    init_ids = random_allowed_ids(allowed_ids, (config.restarts, config.prompt_len), seed)
+    return table[init_ids.to(table.device)].clone().float().requires_grad_(True)
 
 
 class ProjectedGradientStep:
-    """PEZ's update, one call per step, for `config.restarts` prompt rows optimized together.
+    """PEZ's update, one call per step, for independent problems with `config.restarts` prompt rows each.
 
     A call draws the objective's minibatch, projects the continuous prompt onto the nearest allowed
     tokens, evaluates the objective on that hard prompt, and applies the gradient taken at the hard
     prompt to the continuous one. It returns the hard token ids and their evaluation.
+
+    With several `seeds`, the objective is batched (`BatchedObjective`): problem i owns rows
+    i·restarts … (i+1)·restarts − 1, starts from its own seed and has its own optimizer state (one
+    parameter tensor per problem; AdamW and Adafactor update parameters separately), so a problem's
+    prompts do not depend on which other problems share its batch.
+
+    With `config.cuda_graph` on a GPU, an objective that declares fixed shapes (`SupportsCudaGraph`)
+    and AdamW, the whole step (projection, forward, input-gradient backward, update) is captured in
+    a CUDA graph after `WARMUP_STEPS` eager steps and replayed from then on: one launch per step
+    instead of hundreds. The projection is then the plain float32 scan (no data-dependent
+    re-scan). Where capture fails, the step stays eager, with a warning.
     """
 
-    def __init__(self, objective: Objective, vocab: Vocabulary, config: PEZConfig) -> None:
+    WARMUP_STEPS = 3
+
+    def __init__(
+        self, objective: Objective, vocab: Vocabulary, config: PEZConfig, seeds: Sequence[int] | None = None
+    ) -> None:
         self.objective = objective
         self.table = objective.embedding_table.detach()
-        self.project = NearestTokenProjection(self.table, vocab.allowed_ids, blocks=table_blocks(objective))
-        self.soft_prompt, self.optimizer = continuous_prompt(self.table, vocab.allowed_ids, config)
+        self.graphed = (
+            config.cuda_graph
+            and self.table.device.type == "cuda"
+            and config.optimizer == "adamw"
+            and isinstance(objective, SupportsCudaGraph)
+            and objective.fixed_shapes
+        )
+        exact_scan = False if self.graphed else None  # the shortlist's re-scan is data-dependent: not capturable
+        self.project = NearestTokenProjection(
+            self.table, vocab.allowed_ids, bfloat16_scan=exact_scan, blocks=table_blocks(objective)
+        )
+        seeds = [config.seed] if seeds is None else list(seeds)
+        self.soft_prompts = [starting_prompt(self.table, vocab.allowed_ids, config, seed) for seed in seeds]
+        if self.graphed:
+            self.optimizer = torch.optim.AdamW(
+                self.soft_prompts, lr=config.lr, weight_decay=config.weight_decay, capturable=True
+            )
+        else:
+            self.optimizer = make_optimizer(self.soft_prompts, config.optimizer, config.lr, config.weight_decay)
+        self.restarts = config.restarts
+        self._steps = 0
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
-    def __call__(self) -> tuple[torch.Tensor, Evaluation]:
+    def _step(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One eager step: hard ids, loss and score."""
         self.objective.new_step()
-        hard_ids = self.project(self.soft_prompt)
+        soft_prompt = self.soft_prompts[0] if len(self.soft_prompts) == 1 else torch.cat(self.soft_prompts)
+        hard_ids = self.project(soft_prompt)
         hard_prompt = self.table[hard_ids].requires_grad_(True)
         evaluation = self.objective.evaluate(hard_prompt)
         (gradient,) = torch.autograd.grad(evaluation.loss.sum(), hard_prompt)
-        self.soft_prompt.grad = gradient.to(self.soft_prompt.dtype)
+        for parameter, part in zip(self.soft_prompts, gradient.split(self.restarts), strict=True):
+            parameter.grad = part.to(parameter.dtype)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return hard_ids, evaluation
+        return hard_ids, evaluation.loss.detach(), evaluation.score
+
+    def __call__(self) -> tuple[torch.Tensor, Evaluation]:
+        self._steps += 1
+        if self._graph is None and self.graphed:
+            outputs = self._graph_step()
+        elif self._graph is not None:
+            self._graph.replay()
+            outputs = tuple(output.clone() for output in self._outputs)
+        else:
+            outputs = self._step()
+        hard_ids, loss, score = outputs
+        return hard_ids, Evaluation(loss=loss, score=score)
+
+    def _graph_step(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Warm-up steps on a side stream (as CUDA graph capture requires), then capture and replay."""
+        if self._steps <= self.WARMUP_STEPS:
+            side = torch.cuda.Stream(self.table.device)
+            side.wait_stream(torch.cuda.current_stream(self.table.device))
+            with torch.cuda.stream(side):
+                outputs = self._step()
+            torch.cuda.current_stream(self.table.device).wait_stream(side)
+            return outputs
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                self._outputs = self._step()
+        except RuntimeError as error:
+            self.graphed = False
+            self._outputs = None
+            torch.cuda.synchronize(self.table.device)
+            warnings.warn(f"PEZ step not captured in a CUDA graph, running eagerly ({error})", stacklevel=3)
+            return self._step()
+        self._graph = graph
+        graph.replay()
+        return tuple(output.clone() for output in self._outputs)
 
 
 def run(objective: Objective, vocab: Vocabulary, config: PEZConfig | None = None) -> Result:
@@ -227,3 +316,35 @@ def run(objective: Objective, vocab: Vocabulary, config: PEZConfig | None = None
     except KeyboardInterrupt:
         tracker.interrupted = True
     return tracker.result(objective, asdict(config))
+
+
+def run_each(objective: BatchedObjective, vocab: Vocabulary, config: PEZConfig, seeds: Sequence[int]) -> list[Result]:
+    """PEZ on the independent problems of a batched objective at once: one `Result` per problem.
+
+    Problem i starts from `seeds[i]` and is chosen by its round-trip score under `objective.problem(i)`;
+    with float32 weights its result equals `run(objective.problem(i), vocab, replace(config, seed=seeds[i]))`
+    up to the rounding of batched products. Budgets count every problem's rows together; Ctrl-C stops
+    all of them and still returns each one's best prompt so far (`interrupted` True).
+    """
+    config.validate()
+    if len(seeds) != objective.problems:
+        raise HardpromptError(f"{len(seeds)} seeds for {objective.problems} problems")
+    rows = config.restarts * objective.problems
+    step = ProjectedGradientStep(objective, vocab, config, seeds)
+    tracker = make_tracker(vocab, config, "pez", problems=objective.problems)
+    try:
+        for _ in tracker.steps():
+            if affordable(tracker, rows) < rows:
+                break
+            hard_ids, evaluation = step()
+            tracker.count_forward_passes(rows)
+            tracker.record(hard_ids, evaluation.score)
+    except KeyboardInterrupt:
+        if tracker.steps_done == 0:
+            raise
+        tracker.interrupted = True
+    problems = [objective.problem(index) for index in range(objective.problems)]
+    return [
+        replace(result, config={**result.config, "seed": seed})
+        for result, seed in zip(tracker.results(problems, asdict(config)), seeds, strict=True)
+    ]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ..errors import HardpromptError
-from ..objectives.base import Objective
+from ..objectives.base import BatchedObjective, Objective
 from ..vocab import Vocabulary
 from . import autoprompt, fluentprompt, gcg, pez, random_search, soft
 from .result import Result
@@ -22,12 +22,20 @@ class Method:
     run: Callable[[Objective, Vocabulary, Any], Result]
     summary: str
     hard: bool = True
+    run_each: Callable[[BatchedObjective, Vocabulary, Any, Sequence[int]], list[Result]] | None = None
+    """Optimizes a batched objective's problems together (see `run_each_problem`); None: one at a time."""
 
 
 METHODS: dict[str, Method] = {
     method.name: method
     for method in (
-        Method("pez", pez.PEZConfig, pez.run, "projected gradient descent with a continuous state (the paper)"),
+        Method(
+            "pez",
+            pez.PEZConfig,
+            pez.run,
+            "projected gradient descent with a continuous state (the paper)",
+            run_each=pez.run_each,
+        ),
         Method("autoprompt", autoprompt.AutoPromptConfig, autoprompt.run, "HotFlip top-k swaps at one position"),
         Method("autoprompt-sgd", autoprompt.AutoPromptSGDConfig, autoprompt.run_sgd, "projected SGD, no state"),
         Method("fluentprompt", fluentprompt.FluentPromptConfig, fluentprompt.run, "projected Langevin + fluency"),
@@ -87,3 +95,29 @@ def build_config(name: str, **options: Any) -> MethodConfig:
 def run_method(objective: Objective, vocab: Vocabulary, config: MethodConfig) -> Result:
     """Run the method that `config` belongs to (on a copy of it) and return its result."""
     return method_of(config).run(objective, vocab, replace(config))
+
+
+def batches_problems(config: MethodConfig) -> bool:
+    """Whether the method of `config` optimizes a batched objective's problems together (else one by one)."""
+    return method_of(config).run_each is not None
+
+
+def run_each_problem(
+    objective: BatchedObjective, vocab: Vocabulary, config: MethodConfig, seeds: Sequence[int]
+) -> list[Result]:
+    """One result per problem of `objective`, problem i with seed `seeds[i]`.
+
+    Methods with a batched `run_each` (PEZ) optimize all problems in one forward pass per step;
+    the others run on each problem's own objective in turn. A run stopped by Ctrl-C ends the
+    list early: its interrupted result is the last one.
+    """
+    method = method_of(config)
+    if method.run_each is not None:
+        return method.run_each(objective, vocab, replace(config), list(seeds))
+    results = []
+    for index, seed in enumerate(seeds):
+        result = method.run(objective.problem(index), vocab, replace(config, seed=seed))
+        results.append(result)
+        if result.interrupted:
+            break
+    return results

@@ -63,8 +63,8 @@ def validate_common(config, max_prompt_len: int | None = None) -> None:
         raise HardpromptError(f"restarts must be at least 1 (got {config.restarts})")
 
 
-def make_tracker(vocab: Vocabulary, config, method: str) -> SearchTracker:
-    """A SearchTracker with the budgets of `config`."""
+def make_tracker(vocab: Vocabulary, config, method: str, problems: int = 1) -> SearchTracker:
+    """A SearchTracker with the budgets of `config` (for `problems` independent problems searched together)."""
     return SearchTracker(
         vocab,
         steps=config.steps,
@@ -74,6 +74,7 @@ def make_tracker(vocab: Vocabulary, config, method: str) -> SearchTracker:
         progress=config.progress,
         description=method,
         method=method,
+        problems=problems,
     )
 
 

@@ -22,6 +22,10 @@ class SearchTracker:
     A forward pass is one prompt row evaluated by the objective (a batch of 64 candidates is 64);
     optimizers report them with `count_forward_passes`. The search stops when any budget is spent.
 
+    With `problems` > 1 the tracker serves a batched search over independent problems (one image
+    each, say): every recorded batch holds the same number of rows per problem, problem-major, and
+    each problem has its own candidate pool, history and `Result` (`results`).
+
     Usage::
 
         tracker = SearchTracker(vocab, steps=..., max_seconds=..., progress=True)
@@ -44,14 +48,15 @@ class SearchTracker:
         description: str = "optimizing",
         max_forward_passes: int | None = None,
         method: str = "",
+        problems: int = 1,
     ) -> None:
         self.vocab = vocab
         self.max_steps = steps
         self.max_seconds = max_seconds
         self.max_forward_passes = max_forward_passes
         self.method = method or description
-        self.pool = CandidatePool(pool_size)
-        self.history: list[float] = []
+        self.pools = [CandidatePool(pool_size) for _ in range(problems)]
+        self.histories: list[list[float]] = [[] for _ in range(problems)]
         self.history_seconds: list[float] = []
         self.interrupted = False
         self.steps_done = 0
@@ -61,6 +66,16 @@ class SearchTracker:
             total=steps, desc=description, disable=None if progress else True, dynamic_ncols=True, leave=False
         )
         self._shown_best = -float("inf")
+
+    @property
+    def pool(self) -> CandidatePool:
+        """The candidate pool of the first (for a single search, the only) problem."""
+        return self.pools[0]
+
+    @property
+    def history(self) -> list[float]:
+        """The best score after each step of the first (for a single search, the only) problem."""
+        return self.histories[0]
 
     @property
     def seconds(self) -> float:
@@ -88,36 +103,54 @@ class SearchTracker:
             yield step
 
     def record(self, token_ids: torch.Tensor, scores: torch.Tensor) -> None:
-        """Record one step's prompts (restarts, prompt_len) and their scores (restarts,)."""
-        self.pool.offer(token_ids.detach().cpu(), scores.detach().float().cpu())
+        """Record one step's prompts (rows, prompt_len) and their scores (rows,), rows split evenly among problems."""
+        token_ids = token_ids.detach().cpu()
+        scores = scores.detach().float().cpu()
+        rows = len(token_ids) // len(self.pools)
+        for index, (pool, history) in enumerate(zip(self.pools, self.histories, strict=True)):
+            part = slice(index * rows, (index + 1) * rows)
+            pool.offer(token_ids[part], scores[part])
+            history.append(pool.best_score)
         self.steps_done += 1
-        best = self.pool.best_score
-        self.history.append(best)
         self.history_seconds.append(round(self.seconds, 4))
         self._bar.update(1)
+        best = sum(history[-1] for history in self.histories) / len(self.histories)
         if best > self._shown_best:
             self._shown_best = best
-            self._bar.set_postfix_str(f"best={best:.4f} {self.vocab.decode(self.pool.best)[:60]!r}")
+            if len(self.pools) == 1:
+                self._bar.set_postfix_str(f"best={best:.4f} {self.vocab.decode(self.pool.best)[:60]!r}")
+            else:
+                self._bar.set_postfix_str(f"mean best={best:.4f} over {len(self.pools)} problems")
 
     def result(self, objective: Objective, config: dict[str, Any]) -> Result:
         """Close the progress bar and pick the best candidate by its round-trip score."""
+        (result,) = self.results([objective], config)
+        return result
+
+    def results(self, objectives: list[Objective], config: dict[str, Any]) -> list[Result]:
+        """One `Result` per problem, each chosen by its round-trip score under its own objective."""
         self._bar.close()
-        if not self.pool.ranked():
+        if not all(pool.ranked() for pool in self.pools):
             raise HardpromptError("stopped before the first step: no prompt to report")
-        chosen = best_round_trip(self.pool, objective, self.vocab)
-        round_trip_passes = len(self.pool.ranked())
-        return Result(
-            prompt=chosen.prompt,
-            score=chosen.score,
-            projected_score=chosen.projected_score,
-            token_ids=chosen.token_ids,
-            tokens=self.vocab.tokens(chosen.token_ids),
-            steps=self.steps_done,
-            seconds=round(self.seconds, 3),
-            forward_passes=self.forward_passes + round_trip_passes,
-            history=self.history,
-            history_seconds=self.history_seconds,
-            interrupted=self.interrupted,
-            method=self.method,
-            config=config,
-        )
+        results = []
+        for pool, history, objective in zip(self.pools, self.histories, objectives, strict=True):
+            chosen = best_round_trip(pool, objective, self.vocab)
+            round_trip_passes = len(pool.ranked())
+            results.append(
+                Result(
+                    prompt=chosen.prompt,
+                    score=chosen.score,
+                    projected_score=chosen.projected_score,
+                    token_ids=chosen.token_ids,
+                    tokens=self.vocab.tokens(chosen.token_ids),
+                    steps=self.steps_done,
+                    seconds=round(self.seconds, 3),
+                    forward_passes=self.forward_passes // len(self.pools) + round_trip_passes,
+                    history=history,
+                    history_seconds=list(self.history_seconds),
+                    interrupted=self.interrupted,
+                    method=self.method,
+                    config=dict(config),
+                )
+            )
+        return results
