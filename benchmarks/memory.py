@@ -1,4 +1,6 @@
-"""Peak memory of `invert`: hardprompt against the reference implementation's loop, on CPU (peak RSS).
+"""Peak memory of `invert`: hardprompt against the reference implementation's loop.
+
+On the CPU the measure is the peak RSS; with `--device cuda` also `torch.cuda.max_memory_allocated`.
 
 Cases: the paper's optimizer, CLIP ViT-H/14, and SDXL's pair of text encoders, CLIP ViT-L/14 with
 OpenCLIP ViT-bigG/14. Each model is built from its architecture's config with random weights
@@ -18,8 +20,7 @@ its own peak resident set size (`ru_maxrss`) and the RSS after importing torch a
 
     python benchmarks/memory.py --steps 3
     python benchmarks/memory.py --cases vit-h-14 --workdir /tmp/clips --keep   # reuse the saved models
-
-On a GPU the same runs would report `torch.cuda.max_memory_allocated` (not measured here).
+    python benchmarks/memory.py --device cuda    # reference float32 against hardprompt float32 and float16
 """
 
 from __future__ import annotations
@@ -45,11 +46,16 @@ ARCHITECTURES = {
     "vit-bigg-14": dict(text=(1280, 5120, 32, 20), vision=(1664, 8192, 48, 16), projection=1280),
 }
 CASES = {"vit-h-14": ["vit-h-14"], "sdxl": ["vit-l-14", "vit-bigg-14"]}
-RUNS = {  # name -> (side, dtype, packing)
+RUNS = {  # name -> (side, dtype, packing); packing applies to float32 on the CPU only
     "reference float32": ("reference", "float32", False),
     "hardprompt float32": ("hardprompt", "float32", True),
     "hardprompt float32 --no-packing": ("hardprompt", "float32", False),
     "hardprompt bfloat16": ("hardprompt", "bfloat16", False),
+    "hardprompt float16": ("hardprompt", "float16", False),
+}
+DEFAULT_RUNS = {
+    "cpu": ["reference float32", "hardprompt float32", "hardprompt float32 --no-packing", "hardprompt bfloat16"],
+    "cuda": ["reference float32", "hardprompt float32", "hardprompt float16"],
 }
 
 
@@ -94,8 +100,8 @@ def rss_kib() -> int:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-def measure(side: str, folders: list[str], dtype: str, packing: bool, steps: int) -> dict:
-    """One run in this process: the peak RSS (MiB) of `side` inverting one image, and its score."""
+def measure(side: str, folders: list[str], dtype: str, packing: bool, steps: int, device: str) -> dict:
+    """One run in this process: the peak RSS (and GPU memory) in MiB of `side` inverting one image, and its score."""
     import transformers
     from PIL import Image
 
@@ -110,11 +116,13 @@ def measure(side: str, folders: list[str], dtype: str, packing: bool, steps: int
     start = time.perf_counter()
     if side == "hardprompt":
         config = hardprompt.PEZConfig(prompt_len=16, steps=steps, progress=False)
-        result = hardprompt.invert([image], model=folders, config=config, device="cpu", dtype=dtype)
+        result = hardprompt.invert([image], model=folders, config=config, device=device, dtype=dtype)
         score = result.score
     else:
-        score = reference_run(folders[-1], image, steps)
+        score = reference_run(folders[-1], image, steps, device)
+    gpu = {"peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20)} if device == "cuda" else {}
     return {
+        **gpu,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "rss_after_imports_mib": round(imported / 1024),
         "seconds": round(time.perf_counter() - start, 1),
@@ -122,7 +130,7 @@ def measure(side: str, folders: list[str], dtype: str, packing: bool, steps: int
     }
 
 
-def reference_run(folder: str, image, steps: int) -> float:
+def reference_run(folder: str, image, steps: int, device: str) -> float:
     """The reference loop (benchmarks/pez_speed.py) on the whole float32 CLIPModel at `folder`."""
     from pez_speed import ReferenceLoop
 
@@ -130,9 +138,9 @@ def reference_run(folder: str, image, steps: int) -> float:
     from hardprompt.apps.common import build_vocabulary
     from hardprompt.optim.pez import random_allowed_ids
 
-    encoder = load_text_encoder(folder, device="cpu", dtype="float32")
+    encoder = load_text_encoder(folder, device=device, dtype="float32")
     targets = encoder.encode_images([image])
-    init_ids = random_allowed_ids(build_vocabulary(encoder).allowed_ids, (1, 16), seed=0)
+    init_ids = random_allowed_ids(build_vocabulary(encoder).allowed_ids, (1, 16), seed=0).to(encoder.device)
     loop = ReferenceLoop(encoder, targets, init_ids, lr=0.1, wd=0.1)
     for _ in range(steps):
         loop.step()
@@ -142,8 +150,9 @@ def reference_run(folder: str, image, steps: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
-    parser.add_argument("--runs", default=",".join(RUNS), help="comma-separated, of: " + "; ".join(RUNS))
+    parser.add_argument("--runs", default=None, help="comma-separated, of: " + "; ".join(RUNS) + " (a set per device)")
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--device", choices=sorted(DEFAULT_RUNS), default="cpu")
     parser.add_argument("--workdir", default=None, help="where the random models are saved (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the saved models in --workdir")
     parser.add_argument("--build", default=None, help=argparse.SUPPRESS)  # internal: one child per model
@@ -155,7 +164,7 @@ def main() -> None:
         return
     if args.measure:
         side, dtype, packing = RUNS[args.measure]
-        print(json.dumps(measure(side, args.workdir.split(","), dtype, packing, args.steps)))
+        print(json.dumps(measure(side, args.workdir.split(","), dtype, packing, args.steps, args.device)))
         return
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="hardprompt-memory-"))
     results = []
@@ -166,14 +175,23 @@ def main() -> None:
             if not (folder / "config.json").is_file():
                 subprocess.run([sys.executable, __file__, "--build", arch, "--workdir", str(folder)], check=True)
             folders.append(str(folder))
-        for run in args.runs.split(","):
-            command = [sys.executable, __file__, "--measure", run, "--workdir", ",".join(folders)]
+        for run in args.runs.split(",") if args.runs else DEFAULT_RUNS[args.device]:
+            command = [
+                sys.executable,
+                __file__,
+                "--measure",
+                run,
+                "--workdir",
+                ",".join(folders),
+                "--device",
+                args.device,
+            ]
             output = subprocess.run([*command, "--steps", str(args.steps)], check=True, capture_output=True, text=True)
             results.append({"case": case, "run": run, **json.loads(output.stdout.strip().splitlines()[-1])})
             print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     if not args.keep:
         shutil.rmtree(workdir)
-    print(json.dumps({"steps": args.steps, "threads": 1, "device": "cpu", "results": results}, indent=1))
+    print(json.dumps({"steps": args.steps, "threads": 1, "device": args.device, "results": results}, indent=1))
 
 
 if __name__ == "__main__":
