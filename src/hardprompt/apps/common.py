@@ -19,7 +19,11 @@ from ..objectives.base import Objective
 from ..objectives.multi_encoder import MultiEncoderObjective, check_model_weights
 from ..optim.registry import MethodConfig, run_method
 from ..optim.result import Result
+from ..optim.tracking import Progress as Progress
+from ..optim.tracking import ProgressCallback as ProgressCallback
+from ..optim.tracking import reporting_progress
 from ..vocab import Vocabulary, VocabularyRules
+from ..words import require_english_words
 
 ModelLike = str | TextEncoder
 ModelsLike = ModelLike | Sequence[ModelLike]
@@ -33,8 +37,8 @@ def as_image(value: ImageLike) -> Image.Image:
     return value.convert("RGB") if isinstance(value, Image.Image) else load_image(value)
 
 
-def is_image_negative(value: ImageLike) -> bool:
-    """Whether a negative target is an image (an image, a path, or an image file name) rather than a text."""
+def is_image_input(value: object) -> bool:
+    """True for an image, a Path, or a string naming an image file by its suffix; other strings are texts."""
     return isinstance(value, (Image.Image, Path)) or looks_like_image_path(str(value))
 
 
@@ -43,7 +47,7 @@ def split_negatives(negatives: Sequence[ImageLike]) -> tuple[list[Image.Image], 
     images: list[Image.Image] = []
     texts: list[str] = []
     for value in negatives:
-        if is_image_negative(value):
+        if is_image_input(value):
             images.append(as_image(value))
         elif str(value).strip():
             texts.append(str(value))
@@ -193,10 +197,19 @@ def bank_phrases(bank: BankLike) -> tuple[str, ...] | None:
 
 
 def build_vocabulary(
-    encoder: TextEncoder | CausalLM, blocklist: Sequence[str] = (), bank: BankLike = None, ascii_only: bool = False
+    encoder: TextEncoder | CausalLM,
+    blocklist: Sequence[str] = (),
+    bank: BankLike = None,
+    ascii_only: bool = False,
+    words_only: bool = False,
 ) -> Vocabulary:
     """The allowed tokens of a model (text encoder or causal LM) under the user's vocabulary rules."""
-    rules = VocabularyRules(blocklist=tuple(blocklist), bank_phrases=bank_phrases(bank), ascii_only=ascii_only)
+    rules = VocabularyRules(
+        blocklist=tuple(blocklist),
+        bank_phrases=bank_phrases(bank),
+        ascii_only=ascii_only,
+        words=require_english_words() if words_only else None,
+    )
     return Vocabulary(encoder.tokenizer, len(encoder.embedding_table), encoder.tokenize, rules)
 
 
@@ -207,10 +220,17 @@ def run_optimizer(
     options: dict[str, Any],
     model_name: str,
     max_prompt_len: int | None,
+    on_progress: ProgressCallback | None = None,
 ) -> Result:
-    """Validate `config` against the model's longest prompt, run its method (PEZ, GCG, ...), and label the result."""
+    """Validate `config` against the model's longest prompt, run its method (PEZ, GCG, ...), and label the result.
+
+    `on_progress` is called after every step (see optim.tracking.Progress); raising KeyboardInterrupt in it
+    stops the run early, and the result keeps the best prompt so far.
+    """
     config.validate(max_prompt_len)
-    result = label_result(run_method(objective, vocab, config), vocab, options, model_name)
+    with reporting_progress(on_progress):
+        result = run_method(objective, vocab, config)
+    result = label_result(result, vocab, options, model_name)
     if isinstance(objective, MultiEncoderObjective):
         result.scores_by_model = objective.scores_by_model(result.token_ids)
         result.config["model_weights"] = list(objective.weights)
@@ -223,6 +243,7 @@ def label_result(result: Result, vocab: Vocabulary, options: dict[str, Any], mod
     vocabulary_options = {
         "blocklist": list(vocab.rules.blocklist),
         "ascii_only": vocab.rules.ascii_only,
+        "words_only": vocab.rules.words is not None,
         "allowed_tokens": len(vocab),
     }
     result.config = {**result.config, **vocabulary_options, **options}

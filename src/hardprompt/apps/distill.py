@@ -13,6 +13,7 @@ from .common import (
     BankLike,
     ImageLike,
     ModelsLike,
+    ProgressCallback,
     build_vocabulary,
     describe,
     describe_bank,
@@ -43,8 +44,10 @@ def distill(
     blocklist: Sequence[str] = (),
     bank: BankLike = None,
     ascii_only: bool = False,
+    words_only: bool = False,
     device: str = "auto",
     dtype: str = "auto",
+    on_progress: ProgressCallback | None = None,
 ) -> Result:
     """Learn a short hard prompt whose features match those of the longer `text`.
 
@@ -68,7 +71,7 @@ def distill(
     original_tokens = encoders[0].count_tokens(text)
     if ratio is not None:
         config = replace(config, prompt_len=distilled_length(original_tokens, ratio))
-    vocab = build_vocabulary(encoders[0], blocklist, bank, ascii_only)
+    vocab = build_vocabulary(encoders[0], blocklist, bank, ascii_only, words_only)
     options = {
         "text": text,
         "original_tokens": original_tokens,
@@ -77,4 +80,4 @@ def distill(
         "negative_weight": negative_weight,
         "bank": describe_bank(bank),
     }
-    return run_optimizer(objective, vocab, config, options, *encoders_label(encoders))
+    return run_optimizer(objective, vocab, config, options, *encoders_label(encoders), on_progress)

@@ -12,6 +12,7 @@ from .common import (
     BankLike,
     ImageLike,
     ModelsLike,
+    ProgressCallback,
     as_image,
     build_vocabulary,
     describe,
@@ -35,8 +36,10 @@ def invert(
     blocklist: Sequence[str] = (),
     bank: BankLike = None,
     ascii_only: bool = False,
+    words_only: bool = False,
     device: str = "auto",
     dtype: str = "auto",
+    on_progress: ProgressCallback | None = None,
 ) -> Result:
     """Learn a hard prompt whose features match `images` (several images give a shared-style prompt).
 
@@ -59,11 +62,11 @@ def invert(
         device=device,
         dtype=dtype,
     )
-    vocab = build_vocabulary(encoders[0], blocklist, bank, ascii_only)
+    vocab = build_vocabulary(encoders[0], blocklist, bank, ascii_only, words_only)
     options = {
         "images": describe(list(images)),
         "negatives": describe(list(negatives)),
         "negative_weight": negative_weight,
         "bank": describe_bank(bank),
     }
-    return run_optimizer(objective, vocab, config, options, *encoders_label(encoders))
+    return run_optimizer(objective, vocab, config, options, *encoders_label(encoders), on_progress)

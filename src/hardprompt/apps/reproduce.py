@@ -197,6 +197,7 @@ def reproduce(
     blocklist: Sequence[str] = (),
     bank: str | Path | None = None,
     ascii_only: bool = False,
+    words_only: bool = False,
     limit: int | None = None,
     device: str = "auto",
     progress: bool = True,
@@ -229,7 +230,12 @@ def reproduce(
         "scorer": scorer.name,
         "method": learned_method,
         "optimizer_config": {k: v for k, v in asdict(config).items() if k != "progress"},
-        "vocabulary": {"blocklist": list(blocklist), "bank": describe(bank), "ascii_only": ascii_only},
+        "vocabulary": {
+            "blocklist": list(blocklist),
+            "bank": describe(bank),
+            "ascii_only": ascii_only,
+            "words_only": words_only,
+        },
         "generation": generation.to_dict(),
         "baseline": {"banks": [str(p) for p in baseline_banks], "phrases": baseline_phrases, "random": random_baseline},
         "items": [[item.key, str(item.image), item.caption] for item in items],
@@ -243,7 +249,7 @@ def reproduce(
     if isinstance(generator, str):
         generator = load_generator(generator, device=device, progress=False)
     baseline = PhraseBank(optimizer, bank_phrases, progress=progress) if bank_phrases else None
-    vocab = build_vocabulary(optimizer, blocklist, bank, ascii_only) if random_baseline else None
+    vocab = build_vocabulary(optimizer, blocklist, bank, ascii_only, words_only) if random_baseline else None
     index_of = {item.key: index for index, item in enumerate(items)}
 
     processed = 0
@@ -251,7 +257,13 @@ def reproduce(
     for item in tqdm(pending, desc="images", disable=None if progress else True):
         target = load_image(item.image)
         learned = invert(
-            [target], model=optimizer, config=config, blocklist=blocklist, bank=bank, ascii_only=ascii_only
+            [target],
+            model=optimizer,
+            config=config,
+            blocklist=blocklist,
+            bank=bank,
+            ascii_only=ascii_only,
+            words_only=words_only,
         )
         if learned.interrupted:
             interrupted = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..apps.common import is_image_negative, load_encoders
+from ..apps.common import is_image_input, load_encoders
 from ..apps.distill import DEFAULT_TEXT_MODEL, distill
 from ..errors import HardpromptError
 from ..io import read_lines, write_jsonl
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if not texts:
         raise HardpromptError(f"no prompts in {args.file}")
     config = optimizer_config(args)
-    need_images = any(is_image_negative(value) for value in args.negative)
+    need_images = any(is_image_input(value) for value in args.negative)
     encoders = load_encoders(chosen_models(args), args.device, args.dtype, need_images, args.model_weights)
     results = []
     for text in texts:
@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
             blocklist=args.blocklist,
             bank=args.bank,
             ascii_only=args.ascii_only,
+            words_only=args.words_only,
         )
         results.append(result)
         if args.file is None:

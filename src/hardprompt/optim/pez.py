@@ -44,6 +44,8 @@ class PEZConfig:
     progress: bool = True
     max_forward_passes: int | None = None
     """Stop before evaluating more prompt rows than this (each step evaluates `restarts` rows)."""
+    patience: int | None = None
+    """Stop when the best round-trip score has not improved for this many steps."""
     optimizer: str = "adamw"
     """Update rule of the continuous prompt: "adamw" or "adafactor" (the paper's, with this explicit lr)."""
     cuda_graph: bool = False
@@ -305,7 +307,7 @@ def run(objective: Objective, vocab: Vocabulary, config: PEZConfig | None = None
     config.validate()
     torch.manual_seed(config.seed)
     step = ProjectedGradientStep(objective, vocab, config)
-    tracker = make_tracker(vocab, config, "pez")
+    tracker = make_tracker(vocab, config, "pez", [objective])
     try:
         for _ in tracker.steps():
             if affordable(tracker, config.restarts) < config.restarts:
@@ -331,7 +333,8 @@ def run_each(objective: BatchedObjective, vocab: Vocabulary, config: PEZConfig, 
         raise HardpromptError(f"{len(seeds)} seeds for {objective.problems} problems")
     rows = config.restarts * objective.problems
     step = ProjectedGradientStep(objective, vocab, config, seeds)
-    tracker = make_tracker(vocab, config, "pez", problems=objective.problems)
+    problems = [objective.problem(index) for index in range(objective.problems)]
+    tracker = make_tracker(vocab, config, "pez", problems)
     try:
         for _ in tracker.steps():
             if affordable(tracker, rows) < rows:
@@ -343,7 +346,6 @@ def run_each(objective: BatchedObjective, vocab: Vocabulary, config: PEZConfig, 
         if tracker.steps_done == 0:
             raise
         tracker.interrupted = True
-    problems = [objective.problem(index) for index in range(objective.problems)]
     return [
         replace(result, config={**result.config, "seed": seed})
         for result, seed in zip(tracker.results(problems, asdict(config)), seeds, strict=True)
