@@ -20,6 +20,7 @@ from .common import (
     add_optimizer_options,
     add_output_options,
     add_vocabulary_options,
+    chosen_models,
     optimizer_config,
     report,
     save,
@@ -29,7 +30,7 @@ from .common import (
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("invert", help="learn a prompt for one or several images, or one per image")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="target image file(s); with --each also folders")
-    add_model_options(parser, DEFAULT_IMAGE_MODEL)
+    add_model_options(parser, DEFAULT_IMAGE_MODEL, several=True)
     add_dtype_option(parser)
     add_optimizer_options(parser)
     parser.add_argument("--batch-size", type=int, default=None, help="images per step (default: all)")
@@ -60,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
             raise HardpromptError(f"--{name.replace('_', '-')} needs --each")
     result = invert(
         args.images,
-        model=args.model,
+        model=chosen_models(args),
         config=optimizer_config(args, batch_size=args.batch_size),
+        model_weights=args.model_weights,
         negatives=args.negative,
         negative_weight=args.negative_weight,
         blocklist=args.blocklist,
@@ -87,10 +89,13 @@ def run_each(args: argparse.Namespace) -> int:
         raise HardpromptError("--batch-size picks targets per step of one prompt; with --each every image has its own")
     if args.sidecar is not None and (not args.sidecar.startswith(".") or "/" in args.sidecar or len(args.sidecar) < 2):
         raise HardpromptError(f"--sidecar takes a file extension such as .txt (got {args.sidecar!r})")
+    models = chosen_models(args)
+    if len(models) > 1 or args.model_weights is not None:
+        raise HardpromptError("--each learns its prompts with one --model")
     images, not_images = find_images(args.images, recursive=args.recursive)
     log = ResultLog(args.out) if args.out else None
     inversion = EachInversion(
-        model=args.model,
+        model=models[0],
         config=optimizer_config(args),
         images_per_batch=args.images_per_batch,
         negatives=args.negative,
