@@ -42,6 +42,11 @@ ProgressCallback = Callable[[Progress], None]
 _progress_callback: ContextVar[ProgressCallback | None] = ContextVar("hardprompt_progress_callback", default=None)
 
 
+def progress_callback() -> ProgressCallback | None:
+    """The callback that searches started here (this thread, this block) report to, if any."""
+    return _progress_callback.get()
+
+
 @contextmanager
 def reporting_progress(callback: ProgressCallback | None) -> Iterator[None]:
     """Within the block (in this thread), every search calls `callback` after each step."""
