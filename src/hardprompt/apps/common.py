@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from ..errors import HardpromptError
-from ..io import load_image, looks_like_image_path, read_lines
+from ..io import load_image, looks_like_image_path, read_lines, upright_rgb
 from ..models import TextEncoder, load_text_encoder
 from ..models.causal_lm import CausalLM
 from ..objectives.base import Objective
@@ -24,8 +24,8 @@ ImageLike = str | Path | Image.Image
 
 
 def as_image(value: ImageLike) -> Image.Image:
-    """An RGB image from a PIL image or a path."""
-    return value.convert("RGB") if isinstance(value, Image.Image) else load_image(value)
+    """An upright RGB image (EXIF orientation applied) from a PIL image or a path."""
+    return upright_rgb(value) if isinstance(value, Image.Image) else load_image(value)
 
 
 def encode_negatives(encoder: TextEncoder, negatives: Sequence[ImageLike]) -> torch.Tensor | None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ..errors import HardpromptError
+from ..errors import HardpromptError, HardpromptWarning
 from ..objectives import FeatureSimilarity
 from ..optim.pez import PEZConfig
 from ..optim.registry import MethodConfig
@@ -50,12 +51,23 @@ def distill(
 
     With `ratio`, the prompt length is that fraction of `text`'s token count.
     The config's type picks the optimizer (PEZConfig, GCGConfig, ...; see optim.registry).
+    A text longer than the model's context is truncated by the model: a HardpromptWarning says how
+    many tokens it ignores, and the result's config records them as `truncated_tokens`.
     """
     config = config or PEZConfig()
     if not text or not text.strip():
         raise HardpromptError("the text to distill is empty")
     encoder = as_encoder(model, device, dtype)
     original_tokens = encoder.count_tokens(text)
+    truncated_tokens = max(0, original_tokens - encoder.max_prompt_len)
+    if truncated_tokens:
+        warnings.warn(
+            HardpromptWarning(
+                f"the text has {original_tokens} tokens but {encoder.name} reads only the first "
+                f"{encoder.max_prompt_len}: the last {truncated_tokens} are ignored"
+            ),
+            stacklevel=2,
+        )
     if ratio is not None:
         config = replace(config, prompt_len=distilled_length(original_tokens, ratio))
     vocab = build_vocabulary(encoder, blocklist, bank, ascii_only)
@@ -69,6 +81,7 @@ def distill(
     options = {
         "text": text,
         "original_tokens": original_tokens,
+        "truncated_tokens": truncated_tokens,
         "ratio": ratio,
         "negatives": describe(list(negatives)),
         "negative_weight": negative_weight,

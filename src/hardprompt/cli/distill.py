@@ -15,6 +15,7 @@ from .common import (
     add_optimizer_options,
     add_output_options,
     add_vocabulary_options,
+    finite_float,
     optimizer_config,
     report,
     save,
@@ -28,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_options(parser, DEFAULT_TEXT_MODEL)
     add_dtype_option(parser)
     add_optimizer_options(parser, prompt_len=8)
-    parser.add_argument("--ratio", type=float, default=None, help="prompt length as a fraction of the original")
+    parser.add_argument("--ratio", type=finite_float, default=None, help="prompt length as a fraction of the original")
     add_vocabulary_options(parser)
     add_negative_options(parser)
     add_output_options(parser)

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import torch
 from PIL import Image
 
-from ..errors import HardpromptError
+from ..errors import HardpromptError, require_finite_fields, require_seed
 from ..models.loading import model_location, resolve_device
 
 DEFAULT_PIPELINE = "stabilityai/stable-diffusion-2-1-base"
@@ -61,6 +61,8 @@ class GenerationConfig:
 
     def validate(self) -> None:
         """Raise HardpromptError on settings that cannot run."""
+        require_finite_fields(self)
+        require_seed(self.seed)
         if self.n < 1:
             raise HardpromptError(f"the number of images must be at least 1 (got {self.n})")
         if self.steps < 1:

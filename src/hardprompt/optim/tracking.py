@@ -103,6 +103,8 @@ class SearchTracker:
         """Close the progress bar and pick the best candidate by its round-trip score."""
         self._bar.close()
         if not self.pool.ranked():
+            if self.interrupted:
+                raise KeyboardInterrupt  # nothing to keep: the caller reports the interruption
             raise HardpromptError("stopped before the first step: no prompt to report")
         chosen = best_round_trip(self.pool, objective, self.vocab)
         round_trip_passes = len(self.pool.ranked())
