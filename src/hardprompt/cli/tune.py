@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         method_options=options,
     )
+    settings.validate()  # before the model loads
     rules = VocabularyRules(
         blocklist=tuple(args.blocklist), bank_phrases=bank_phrases(args.bank), ascii_only=args.ascii_only
     )
