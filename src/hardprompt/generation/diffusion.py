@@ -71,6 +71,11 @@ class GenerationConfig:
             raise HardpromptError(f"batch size must be at least 1 (got {self.batch_size})")
         if self.size is not None and (self.size < 8 or self.size % 8):
             raise HardpromptError(f"the image size must be a positive multiple of 8 (got {self.size})")
+        if self.size is not None and Image.MAX_IMAGE_PIXELS and self.size**2 > Image.MAX_IMAGE_PIXELS:
+            raise HardpromptError(
+                f"the image size {self.size} is over the pixel limit of {Image.MAX_IMAGE_PIXELS:,} "
+                "(hardprompt could not read such images back)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
