@@ -126,6 +126,14 @@ def test_tune_refuses_a_bad_fluency_weight_before_loading_the_model(capsys, tmp_
     assert "fluency weight must be in [0, 1] (got 2.0)" in one_error_line(capsys)
 
 
+def test_an_error_that_echoes_a_line_break_is_still_one_line(capsys, tmp_path):
+    missing = tmp_path / "two\nlines\x1e.png"
+    assert exit_code(["invert", missing, "--model", "./no/such/model"]) == 2
+    assert one_error_line(capsys) == f"hardprompt: error: image not found: {tmp_path}/two\\nlines\\x1e.png"
+    assert exit_code(["distill", "a cat", "--out", f"{tmp_path}\n/", "--model", "./no/such/model"]) == 2
+    assert "\\n/ is a folder" in one_error_line(capsys)
+
+
 # --- --out ------------------------------------------------------------------------------------------
 
 

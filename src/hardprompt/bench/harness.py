@@ -82,7 +82,10 @@ def run_suite(
     for name in methods:
         if name in PEERS:
             if not nanogcg_available():
-                raise HardpromptError(f"{name} is not installed: pip install --no-deps nanogcg scipy")
+                raise HardpromptError(
+                    f"{name} is not installed: bash scripts/install.sh --bench-peers "
+                    "(or pip install scipy, then pip install --no-deps nanogcg==0.3.0)"
+                )
             nanogcg_steps(budget.steps, budget.forward_passes, search_width=1)  # a budget it can keep, or an error
         else:
             get_method(name)

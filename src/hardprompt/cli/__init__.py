@@ -20,12 +20,20 @@ SUBCOMMANDS = (invert, distill, target, generate, score, reproduce, bench, tune,
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
+#: Characters that break a line (str.splitlines' set), written as escapes so that a message is one line.
+_LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
+def one_line(message: object) -> str:
+    """`message` as one line: line breaks (from user input echoed in it) escaped."""
+    return str(message).translate(_LINE_BREAKS)
+
 
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line on stderr and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"hardprompt: error: {message}\n")
+        self.exit(2, f"hardprompt: error: {one_line(message)}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +80,7 @@ def _one_line_warnings() -> Iterator[None]:
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
         if issubclass(category, HardpromptWarning):
-            print(f"hardprompt: warning: {message}", file=sys.stderr, flush=True)
+            print(f"hardprompt: warning: {one_line(message)}", file=sys.stderr, flush=True)
         else:
             original(message, category, filename, lineno, file, line)
 
@@ -94,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             code = args.handler(args)
         except HardpromptError as error:
-            print(f"hardprompt: error: {error}", file=sys.stderr)
+            print(f"hardprompt: error: {one_line(error)}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("hardprompt: terminated" if received else "hardprompt: interrupted", file=sys.stderr)
