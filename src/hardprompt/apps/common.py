@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from ..errors import HardpromptError
-from ..io import load_image, looks_like_image_path, read_lines
+from ..io import load_image, looks_like_image_path, read_lines, upright_rgb
 from ..models import TextEncoder, load_text_encoder
 from ..models.causal_lm import CausalLM
 from ..models.loading import encode_images_once, expand_model_names
@@ -33,8 +33,8 @@ ImageLike = str | Path | Image.Image
 
 
 def as_image(value: ImageLike) -> Image.Image:
-    """An RGB image from a PIL image or a path."""
-    return value.convert("RGB") if isinstance(value, Image.Image) else load_image(value)
+    """An upright RGB image (EXIF orientation applied) from a PIL image or a path."""
+    return upright_rgb(value) if isinstance(value, Image.Image) else load_image(value)
 
 
 def is_image_input(value: object) -> bool:

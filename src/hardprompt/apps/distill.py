@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ..errors import HardpromptError
+from ..errors import HardpromptError, HardpromptWarning
 from ..optim.pez import PEZConfig
 from ..optim.registry import MethodConfig
 from ..optim.result import Result
@@ -54,6 +55,8 @@ def distill(
     With `ratio`, the prompt length is that fraction of `text`'s token count.
     The config's type picks the optimizer (PEZConfig, GCGConfig, ...; see optim.registry).
     Several models (or `sdxl`) learn one prompt for all of them, weighted by `model_weights`.
+    A text longer than the model's context is truncated by the model: a HardpromptWarning says how
+    many tokens it ignores, and the result's config records them as `truncated_tokens`.
     """
     config = config or PEZConfig()
     if not text or not text.strip():
@@ -69,12 +72,23 @@ def distill(
         dtype=dtype,
     )
     original_tokens = encoders[0].count_tokens(text)
+    context = min(encoder.max_prompt_len for encoder in encoders)
+    truncated_tokens = max(0, original_tokens - context)
+    if truncated_tokens:
+        warnings.warn(
+            HardpromptWarning(
+                f"the text has {original_tokens} tokens but {encoders[0].name} reads only the first "
+                f"{context}: the last {truncated_tokens} are ignored"
+            ),
+            stacklevel=2,
+        )
     if ratio is not None:
         config = replace(config, prompt_len=distilled_length(original_tokens, ratio))
     vocab = build_vocabulary(encoders[0], blocklist, bank, ascii_only, words_only)
     options = {
         "text": text,
         "original_tokens": original_tokens,
+        "truncated_tokens": truncated_tokens,
         "ratio": ratio,
         "negatives": describe(list(negatives)),
         "negative_weight": negative_weight,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..data import Example, few_shot
-from ..errors import HardpromptError
+from ..errors import HardpromptError, require_finite_fields, require_seed
 from ..models.causal_lm import CausalLM, load_causal_lm
 from ..objectives.checkpoints import HoldoutCheckpoints
 from ..objectives.classification import LMClassification, TaskFormat
@@ -49,6 +49,8 @@ class TuneSettings:
     """Settings of the method's config by field name (lr, weight_decay, ...)."""
 
     def validate(self) -> None:
+        """Raise HardpromptError on settings that cannot run."""
+        require_finite_fields(self)
         if self.method not in method_names():
             raise HardpromptError(f"unknown method {self.method!r}; choose from {', '.join(method_names())}")
         if self.prompt_len < 1 and self.method != EMPTY:
@@ -59,6 +61,16 @@ class TuneSettings:
             raise HardpromptError(f"epochs must be at least 1 (got {self.epochs})")
         if not self.seeds:
             raise HardpromptError("give at least one seed")
+        for seed in self.seeds:
+            require_seed(seed)
+        if not 0.0 <= self.fluency <= 1.0:
+            raise HardpromptError(f"the fluency weight must be in [0, 1] (got {self.fluency})")
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise HardpromptError(f"max seconds must be positive (got {self.max_seconds})")
+        if self.shots is not None and self.shots < 1:
+            raise HardpromptError(f"shots must be at least 1 (got {self.shots})")
+        if self.batch_size < 1 or self.holdout_every < 1:
+            raise HardpromptError("batch size and holdout interval must be at least 1")
 
     def steps_for(self, train_size: int) -> int:
         """`steps`, or `epochs` passes over the training set in minibatches."""

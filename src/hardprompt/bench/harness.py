@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import HardpromptError
+from ..errors import HardpromptError, require_finite_fields, require_seed
 from ..optim.registry import build_config, get_method, run_method
 from ..optim.result import Result
 from .peers import PEERS, nanogcg_available, nanogcg_steps
@@ -25,8 +25,14 @@ class Budget:
     steps: int | None = None
 
     def validate(self) -> None:
+        """Raise HardpromptError on a budget that sets no limit or an impossible one."""
+        require_finite_fields(self)
         if self.seconds is None and self.forward_passes is None and self.steps is None:
             raise HardpromptError("give a budget: seconds, forward passes or steps")
+        if self.seconds is not None and self.seconds <= 0:
+            raise HardpromptError(f"the budget's seconds must be positive (got {self.seconds})")
+        if (self.forward_passes is not None and self.forward_passes < 1) or (self.steps is not None and self.steps < 1):
+            raise HardpromptError("the budget's forward passes and steps must be at least 1")
 
 
 def curve(result: Result, points: int = CURVE_POINTS) -> list[list[float]]:
@@ -71,10 +77,15 @@ def run_suite(
     A Ctrl-C inside a run keeps that run's best and ends the suite after it.
     """
     budget.validate()
+    for seed in seeds:
+        require_seed(seed)
     for name in methods:
         if name in PEERS:
             if not nanogcg_available():
-                raise HardpromptError(f"{name} is not installed: pip install --no-deps nanogcg scipy")
+                raise HardpromptError(
+                    f"{name} is not installed: bash scripts/install.sh --bench-peers "
+                    "(or pip install scipy, then pip install --no-deps nanogcg==0.3.0)"
+                )
             nanogcg_steps(budget.steps, budget.forward_passes, search_width=1)  # a budget it can keep, or an error
         else:
             get_method(name)

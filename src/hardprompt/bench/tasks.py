@@ -79,6 +79,10 @@ def planted_instances(model: str, device: str, options: dict[str, Any]) -> list[
     text_encoder = encoder(model, device)
     length = int(options.get("planted_len", 8))
     count = int(options.get("planted_count", 2))
+    if not 1 <= length <= text_encoder.max_prompt_len:
+        raise HardpromptError(f"the planted length must be from 1 to {text_encoder.max_prompt_len} (got {length})")
+    if count < 1:
+        raise HardpromptError(f"the planted count must be at least 1 (got {count})")
     vocab = build_vocabulary(text_encoder)
     instances = []
     for index in range(count):
@@ -126,8 +130,11 @@ def shapes_instances(model: str, device: str, options: dict[str, Any]) -> list[T
     reference = encoder("shapes-reference", device)
     vocab = build_vocabulary(text_encoder, words_only=bool(options.get("words_only")))
     length = int(options.get("prompt_len") or 8)
+    scenes = int(options.get("scenes", 2))
+    if scenes < 1:
+        raise HardpromptError(f"the number of scenes must be at least 1 (got {scenes})")
     instances = []
-    for index, scene in enumerate(evaluation_scenes(int(options.get("scenes", 2)))):
+    for index, scene in enumerate(evaluation_scenes(scenes)):
         image = render(scene)
         objective = FeatureSimilarity(text_encoder, text_encoder.encode_images([image]))
         reference_features = reference.encode_images([image])

@@ -17,7 +17,7 @@ from ..bench.report import markdown_table, plot
 from ..errors import HardpromptError
 from ..io import atomic_write_text, write_jsonl
 from ..optim.registry import METHODS
-from .common import comma_list
+from .common import comma_list, finite_float, output_prefix, positive_float
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,11 +30,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"optimizers (default: all registered); external peers: {', '.join(PEERS)} (lm-target only)",
     )
     parser.add_argument("--seeds", type=comma_list, default=["0"], help="comma-separated seeds (0)")
-    parser.add_argument("--max-seconds", type=float, default=60.0, help="wall-clock budget per run (60)")
+    parser.add_argument("--max-seconds", type=positive_float, default=60.0, help="wall-clock budget per run (60)")
     parser.add_argument("--max-forward-passes", type=int, default=None, help="forward-pass budget per run")
     parser.add_argument("--steps", type=int, default=None, help="step budget per run (default: none)")
     parser.add_argument("--prompts", default=None, help="prompt set for the distill task (one per line)")
-    parser.add_argument("--ratio", type=float, default=0.3, help="distill: prompt length / original length (0.3)")
+    parser.add_argument(
+        "--ratio", type=finite_float, default=0.3, help="distill: prompt length / original length (0.3)"
+    )
     parser.add_argument("--planted-len", type=int, default=8, help="planted: tokens in the planted prompt (8)")
     parser.add_argument("--planted-count", type=int, default=2, help="planted: planted prompts (2)")
     parser.add_argument("--scenes", type=int, default=2, help="shapes: held-out scenes to invert (2)")
@@ -45,7 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--words-only", action="store_true", help="distill, shapes: only whole English words")
     parser.add_argument("--model", default=None, help="use this model for every task (default: each task's own)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    parser.add_argument("--out", required=True, help="output prefix: writes PREFIX.jsonl, PREFIX.md, PREFIX.png")
+    parser.add_argument(
+        "--out", type=output_prefix, required=True, help="output prefix: writes PREFIX.jsonl, PREFIX.md, PREFIX.png"
+    )
     parser.set_defaults(handler=run)
 
 

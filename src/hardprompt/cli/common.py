@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
+from pathlib import Path
 
 from ..io import write_json
 from ..models.resolve import DTYPES
@@ -12,6 +15,73 @@ from ..optim.registry import DEFAULT_METHOD, METHODS, MethodConfig, build_config
 from ..optim.result import Result
 
 OPTIMIZER_HELP = f"update rule of pez and soft: {' or '.join(OPTIMIZERS)} (adamw)"
+
+
+def finite_float(value: str) -> float:
+    """Option type: a finite number ('nan', 'inf' and '1e999' are refused)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"must be a finite number (got {value!r})")
+    return number
+
+
+def positive_float(value: str) -> float:
+    """Option type: a finite number above 0."""
+    number = finite_float(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive (got {value!r})")
+    return number
+
+
+def nonnegative_float(value: str) -> float:
+    """Option type: a finite number, 0 or above."""
+    number = finite_float(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative (got {value!r})")
+    return number
+
+
+def _check_parents(path: Path) -> None:
+    """Refuse a path below an existing file: its folder could never be made."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise argparse.ArgumentTypeError(f"{parent} is a file, not a folder")
+            return
+
+
+def output_file(value: str) -> str:
+    """Option type of --out FILE: refused before any work if it names a folder or lies below a file."""
+    path = Path(value)
+    if not value.strip():
+        raise argparse.ArgumentTypeError("the output file name is empty")
+    if value.endswith(("/", os.sep)) or path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a folder; give a file name")
+    _check_parents(path)
+    return value
+
+
+def output_folder(value: str) -> str:
+    """Option type of --out DIR: refused before any work if it names an existing file or lies below one."""
+    path = Path(value)
+    if not value.strip():
+        raise argparse.ArgumentTypeError("the output folder is empty")
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a file; give a folder")
+    _check_parents(path)
+    return value
+
+
+def output_prefix(value: str) -> str:
+    """Option type of --out PREFIX (writes PREFIX.jsonl, PREFIX.md, PREFIX.png): each checked as a file name."""
+    if not value.strip() or value.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(f"give a file prefix such as results/bench (got {value!r})")
+    for suffix in (".jsonl", ".md", ".png"):
+        output_file(value + suffix)
+    return value
 
 
 def comma_list(value: str) -> list[str]:
@@ -71,14 +141,14 @@ def add_optimizer_options(parser: argparse.ArgumentParser, prompt_len: int = 16)
     )
     group.add_argument("--prompt-len", type=int, default=prompt_len, help=f"tokens in the prompt ({prompt_len})")
     group.add_argument("--steps", type=int, default=None, help=f"optimization steps (pez: {pez_defaults.steps})")
-    group.add_argument("--lr", type=float, default=None, help=f"learning rate (pez: AdamW {pez_defaults.lr})")
-    group.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (pez: 0.1)")
+    group.add_argument("--lr", type=positive_float, default=None, help=f"learning rate (pez: AdamW {pez_defaults.lr})")
+    group.add_argument("--weight-decay", type=nonnegative_float, default=None, help="AdamW weight decay (pez: 0.1)")
     group.add_argument("--optimizer", default=None, help=OPTIMIZER_HELP)
     group.add_argument("--restarts", type=int, default=None, help="prompts optimized in one batch (1)")
     group.add_argument("--top-k", type=int, default=None, help="gradient candidates per position (gcg, autoprompt)")
     group.add_argument("--search-width", type=int, default=None, help="candidates evaluated per step (gcg, random)")
     group.add_argument("--seed", type=int, default=pez_defaults.seed, help="random seed (0)")
-    group.add_argument("--max-seconds", type=float, default=None, help="stop after this wall-clock time")
+    group.add_argument("--max-seconds", type=positive_float, default=None, help="stop after this wall-clock time")
     group.add_argument("--max-forward-passes", type=int, default=None, help="stop after this many prompt evaluations")
     group.add_argument(
         "--patience", type=int, default=None, help="stop when the best round-trip score has not improved for N steps"
@@ -106,11 +176,13 @@ def add_negative_options(parser: argparse.ArgumentParser) -> None:
         metavar="TEXT_OR_IMAGE",
         help="push away from this (repeatable)",
     )
-    parser.add_argument("--negative-weight", type=float, default=1.0, help="weight of the negative targets (1.0)")
+    parser.add_argument(
+        "--negative-weight", type=finite_float, default=1.0, help="weight of the negative targets (1.0)"
+    )
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default=None, help="write the result here (JSON)")
+    parser.add_argument("--out", type=output_file, default=None, help="write the result here (JSON)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
 

@@ -16,6 +16,7 @@ from .common import (
     add_output_options,
     add_vocabulary_options,
     chosen_models,
+    finite_float,
     optimizer_config,
     report,
     save,
@@ -29,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_options(parser, DEFAULT_TEXT_MODEL, several=True)
     add_dtype_option(parser)
     add_optimizer_options(parser, prompt_len=8)
-    parser.add_argument("--ratio", type=float, default=None, help="prompt length as a fraction of the original")
+    parser.add_argument("--ratio", type=finite_float, default=None, help="prompt length as a fraction of the original")
     add_vocabulary_options(parser)
     add_negative_options(parser)
     add_output_options(parser)

@@ -8,6 +8,7 @@ import json
 from ..apps.tune import evaluate_prompt
 from ..io import write_json
 from ..models.causal_lm import load_causal_lm
+from .common import output_file
 from .tune import add_task_options, task_format, valid_examples
 
 
@@ -15,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("evaluate-prompt", help="score a prompt string for LM classification")
     parser.add_argument("prompt", help="the prompt prepended to every input ('' for the template alone)")
     add_task_options(parser)
-    parser.add_argument("--out", default=None, help="write the result here (JSON)")
+    parser.add_argument("--out", type=output_file, default=None, help="write the result here (JSON)")
     parser.set_defaults(handler=run)
 
 

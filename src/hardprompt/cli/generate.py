@@ -14,6 +14,7 @@ from ..generation import (
     load_generator,
 )
 from ..io import atomic_save_image, load_image, write_json
+from .common import finite_float, output_folder
 
 
 def add_generation_options(parser: argparse.ArgumentParser, steps_flag: str = "--steps") -> None:
@@ -24,7 +25,7 @@ def add_generation_options(parser: argparse.ArgumentParser, steps_flag: str = "-
     group.add_argument(
         steps_flag, dest="gen_steps", type=int, default=defaults.steps, help=f"denoising steps ({defaults.steps})"
     )
-    group.add_argument("--guidance", type=float, default=defaults.guidance, help="classifier-free guidance (9)")
+    group.add_argument("--guidance", type=finite_float, default=defaults.guidance, help="classifier-free guidance (9)")
     group.add_argument(
         "--gen-seed" if steps_flag != "--steps" else "--seed",
         dest="gen_seed",
@@ -73,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--template", default=None, help='put the prompt into a template: "a tiger in the style of {}"')
     parser.add_argument("--concat", default=None, metavar="PROMPT2", help="append a second prompt")
     parser.add_argument("--target", default=None, help="target image shown first on the contact sheet")
-    parser.add_argument("--out", default="generated", help="output folder (default: generated)")
+    parser.add_argument("--out", type=output_folder, default="generated", help="output folder (default: generated)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     add_generation_options(parser)
     parser.set_defaults(handler=run)

@@ -8,7 +8,13 @@ import sys
 from ..apps.reproduce import PAPER_OPTIMIZER, reproduce
 from ..apps.score import DEFAULT_SCORER
 from ..generation import BUILT_IN_GENERATORS, DEFAULT_PIPELINE
-from .common import add_model_options, add_optimizer_options, add_vocabulary_options, optimizer_config
+from .common import (
+    add_model_options,
+    add_optimizer_options,
+    add_vocabulary_options,
+    optimizer_config,
+    output_folder,
+)
 from .generate import add_generation_options, generation_config, quiet_diffusers
 
 
@@ -17,7 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "reproduce", help="Table 1: learned prompts → generated images → reference scores (resumable)"
     )
     parser.add_argument("source", help='image folder, or JSONL of {"image": PATH, "caption": TEXT}')
-    parser.add_argument("--out", required=True, help="output folder; rerunning with it skips finished images")
+    parser.add_argument(
+        "--out", type=output_folder, required=True, help="output folder; rerunning with it skips finished images"
+    )
     add_model_options(parser, PAPER_OPTIMIZER)
     parser.add_argument(
         "--generator", default=DEFAULT_PIPELINE, help=f"diffusers pipeline, or shapes ({DEFAULT_PIPELINE})"

@@ -7,6 +7,7 @@ import sys
 
 from ..apps.score import DEFAULT_SCORER, expand_image_paths, load_scorer, reference_score
 from ..io import write_json
+from .common import output_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--scorer", default=DEFAULT_SCORER, help=f"CLIP: alias, hub id or local dir ({DEFAULT_SCORER})")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-    parser.add_argument("--out", default=None, help="write the scores here (JSON)")
+    parser.add_argument("--out", type=output_file, default=None, help="write the scores here (JSON)")
     parser.add_argument("--quiet", action="store_true", help="only the mean score")
     parser.set_defaults(handler=run)
 

@@ -13,7 +13,15 @@ from ..models.causal_lm import load_causal_lm
 from ..objectives.classification import TaskFormat, parse_verbalizer
 from ..vocab import VocabularyRules
 from ..words import require_english_words
-from .common import OPTIMIZER_HELP, add_vocabulary_options, comma_list
+from .common import (
+    OPTIMIZER_HELP,
+    add_vocabulary_options,
+    comma_list,
+    finite_float,
+    nonnegative_float,
+    output_file,
+    positive_float,
+)
 
 DEFAULT_TEMPLATE = "{input} It was {mask}"
 
@@ -58,19 +66,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group = parser.add_argument_group("optimization")
     group.add_argument("--method", default="pez", choices=method_names(), help="optimizer, or 'empty' (pez)")
     group.add_argument("--prompt-len", type=int, default=10, help="tokens in the prompt (10)")
-    group.add_argument("--fluency", type=float, default=0.0, help="weight γ of the fluency term in [0, 1] (0)")
+    group.add_argument("--fluency", type=finite_float, default=0.0, help="weight γ of the fluency term in [0, 1] (0)")
     group.add_argument("--shots", type=int, default=None, help="k examples per class for training and k for holdout")
     group.add_argument("--epochs", type=int, default=100, help="passes over the training set (100)")
     group.add_argument("--steps", type=int, default=None, help="optimization steps (overrides --epochs)")
     group.add_argument("--batch-size", type=int, default=32, help="training examples per step (32)")
     group.add_argument("--holdout-every", type=int, default=10, help="score a holdout checkpoint every N steps (10)")
     group.add_argument("--seeds", type=seed_list, default=[0], help="comma-separated seeds (0)")
-    group.add_argument("--lr", type=float, default=None, help="learning rate (the method's default)")
-    group.add_argument("--weight-decay", type=float, default=None, help="weight decay (the method's default)")
+    group.add_argument("--lr", type=positive_float, default=None, help="learning rate (the method's default)")
+    group.add_argument(
+        "--weight-decay", type=nonnegative_float, default=None, help="weight decay (the method's default)"
+    )
     group.add_argument("--optimizer", default=None, help=OPTIMIZER_HELP)
-    group.add_argument("--max-seconds", type=float, default=None, help="wall-clock limit per seed")
+    group.add_argument("--max-seconds", type=positive_float, default=None, help="wall-clock limit per seed")
     add_vocabulary_options(parser)
-    parser.add_argument("--out", default=None, help="write the results here (JSON)")
+    parser.add_argument("--out", type=output_file, default=None, help="write the results here (JSON)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     parser.set_defaults(handler=run)
 
@@ -97,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         method_options=options,
     )
+    settings.validate()  # before the model loads
     rules = VocabularyRules(
         blocklist=tuple(args.blocklist),
         bank_phrases=bank_phrases(args.bank),

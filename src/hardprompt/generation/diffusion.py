@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import torch
 from PIL import Image
 
-from ..errors import HardpromptError
+from ..errors import HardpromptError, require_finite_fields, require_seed
 from ..models.resolve import model_location, resolve_device
 
 DEFAULT_PIPELINE = "stabilityai/stable-diffusion-2-1-base"
@@ -61,6 +61,8 @@ class GenerationConfig:
 
     def validate(self) -> None:
         """Raise HardpromptError on settings that cannot run."""
+        require_finite_fields(self)
+        require_seed(self.seed)
         if self.n < 1:
             raise HardpromptError(f"the number of images must be at least 1 (got {self.n})")
         if self.steps < 1:
@@ -69,6 +71,11 @@ class GenerationConfig:
             raise HardpromptError(f"batch size must be at least 1 (got {self.batch_size})")
         if self.size is not None and (self.size < 8 or self.size % 8):
             raise HardpromptError(f"the image size must be a positive multiple of 8 (got {self.size})")
+        if self.size is not None and Image.MAX_IMAGE_PIXELS and self.size**2 > Image.MAX_IMAGE_PIXELS:
+            raise HardpromptError(
+                f"the image size {self.size} is over the pixel limit of {Image.MAX_IMAGE_PIXELS:,} "
+                "(hardprompt could not read such images back)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

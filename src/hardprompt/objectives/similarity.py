@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -31,6 +32,8 @@ class FeatureSimilarity:
     ) -> None:
         if targets.ndim != 2 or len(targets) == 0:
             raise HardpromptError("there are no targets to match")
+        if not math.isfinite(negative_weight):
+            raise HardpromptError(f"the negative weight must be a finite number (got {negative_weight})")
         self.encoder = encoder
         self.targets = targets.to(encoder.device)
         self.negatives = negatives.to(encoder.device) if negatives is not None and len(negatives) else None

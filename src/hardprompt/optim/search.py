@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import HardpromptError
+from ..errors import HardpromptError, require_finite_fields, require_seed
 from ..objectives.base import Evaluation, Objective
 from ..vocab import Vocabulary
 from .tracking import SearchTracker
@@ -44,7 +44,12 @@ class SearchConfig:
 
 
 def validate_common(config, max_prompt_len: int | None = None) -> None:
-    """Checks of the settings method configs share (prompt length, steps, budgets, batch size, lr, restarts)."""
+    """Checks of the settings method configs share (prompt length, steps, budgets, batch size, lr, restarts).
+
+    Every float setting must be finite (nan and inf are refused), and the seed must fit torch's generators.
+    """
+    require_finite_fields(config)
+    require_seed(config.seed)
     if config.prompt_len < 1:
         raise HardpromptError(f"prompt length must be at least 1 (got {config.prompt_len})")
     if max_prompt_len is not None and config.prompt_len > max_prompt_len:
@@ -63,6 +68,8 @@ def validate_common(config, max_prompt_len: int | None = None) -> None:
         raise HardpromptError(f"learning rate must be positive (got {config.lr})")
     if config.patience is not None and config.patience < 1:
         raise HardpromptError(f"patience must be at least 1 step (got {config.patience})")
+    if getattr(config, "weight_decay", 0.0) < 0:
+        raise HardpromptError(f"weight decay must not be negative (got {config.weight_decay})")
     if getattr(config, "restarts", 1) < 1:
         raise HardpromptError(f"restarts must be at least 1 (got {config.restarts})")
 

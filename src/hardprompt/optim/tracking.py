@@ -209,6 +209,8 @@ class SearchTracker:
         """One `Result` per problem, each chosen by its round-trip score under its own objective."""
         self._bar.close()
         if not all(pool.ranked() for pool in self.pools):
+            if self.interrupted:
+                raise KeyboardInterrupt  # nothing to keep: the caller reports the interruption
             raise HardpromptError("stopped before the first step: no prompt to report")
         results = []
         for pool, history, objective in zip(self.pools, self.histories, objectives, strict=True):

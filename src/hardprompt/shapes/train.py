@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+from ..cli.common import nonnegative_float, positive_float
 from ..errors import HardpromptError
 from ..models import load_text_encoder
 from .render import caption, random_scene, render
@@ -129,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenes", type=int, default=12000, help="training scenes (12000)")
     parser.add_argument("--steps", type=int, default=1200, help="optimizer steps (1200)")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--align-weight", type=float, default=1.0, help="weight of 1 − cos(image, own caption) (1.0)")
+    parser.add_argument("--lr", type=positive_float, default=2e-3)
+    parser.add_argument(
+        "--align-weight", type=nonnegative_float, default=1.0, help="weight of 1 − cos(image, own caption) (1.0)"
+    )
     parser.add_argument("--held-out", type=int, default=1000, help="held-out scenes for the retrieval accuracy")
     parser.add_argument("--out", required=True, help="where to write the weights (.safetensors)")
     args = parser.parse_args(argv)
