@@ -158,8 +158,9 @@ def test_each_options_are_refused_without_each_and_batch_size_with_it(tiny_clip_
     assert cli("invert", "--each", path, "--model", tiny_clip_dir, "--images-per-batch", 0) == 2
     assert cli("invert", "--each", tmp_path / "missing", "--model", tiny_clip_dir) == 2
     assert "not found" in capsys.readouterr().err
-    assert cli("invert", "--each", path, "--model", tiny_clip_dir, "--out", tmp_path) == 2
-    assert "is a directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # an option error, before the model loads
+        cli("invert", "--each", path, "--model", tiny_clip_dir, "--out", tmp_path)
+    assert refused.value.code == 2 and "is a folder" in capsys.readouterr().err
 
 
 def _start(argv: list, tmp_path: Path) -> subprocess.Popen:
