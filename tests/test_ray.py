@@ -1,6 +1,7 @@
-"""`invert --each --ray` on a real local Ray: the workers' JSONL is a local run's, a killed worker or a
-stopped driver loses no image and writes none twice."""
+"""`--ray` on a real local Ray: the workers write a local run's output; a killed worker or a stopped driver
+loses no image and writes none twice."""
 
+import json
 import os
 import signal
 import threading
@@ -12,7 +13,7 @@ from test_invert_each import _start, _wait_for_lines, cli, lines, write_images
 
 import hardprompt
 from hardprompt import PEZConfig
-from hardprompt.distributed.invert_each import ray_inversion
+from hardprompt.cli import invert as invert_cli
 
 STEPS = 100  # a batch of 2 lasts about a second here: long enough to stop a run inside one
 IMAGES = 6
@@ -49,18 +50,9 @@ def by_image(records: list[dict]) -> dict[str, tuple[str, list[int]]]:
     return {r["image"]: (r["prompt"], r["token_ids"]) for r in records}
 
 
-def test_two_workers_write_the_local_runs_prompts(ray_address, folder, tiny_clip_dir, local_prompts, tmp_path, capsys):
-    out = tmp_path / "ray.jsonl"
-    command = each_command(folder, tiny_clip_dir)
-    assert cli(*command, "--images-per-batch", 2, "--out", out, "--ray", "auto", "--workers", 2) == 0
-    err = capsys.readouterr().err
-    assert err.count("Ray worker ready") == 2, err
-    records = lines(out)
-    assert len(records) == IMAGES and by_image(records) == local_prompts
-    assert not any(r["interrupted"] for r in records)
-
-
-def test_a_killed_worker_loses_no_image_and_doubles_none(ray_address, folder, tiny_clip_dir, local_prompts):
+def test_two_workers_write_the_local_runs_prompts_though_one_is_killed(
+    ray_address, folder, tiny_clip_dir, local_prompts, tmp_path, monkeypatch
+):
     notes: list[str] = []
 
     def note(text: str) -> None:  # kill the first worker to be ready inside its first batch
@@ -69,12 +61,15 @@ def test_a_killed_worker_loses_no_image_and_doubles_none(ray_address, folder, ti
             pid = int(text.split("pid ")[1].split()[0])
             threading.Timer(0.3, os.kill, (pid, signal.SIGKILL)).start()
 
-    config = PEZConfig(prompt_len=4, steps=STEPS, progress=False)
-    with ray_inversion(str(tiny_clip_dir), config, workers=2, images_per_batch=2, device="cpu", note=note) as each:
-        results = list(each.run(each.plan(sorted(folder.iterdir())).tasks))
+    monkeypatch.setattr(invert_cli, "stderr_note", lambda quiet: note)
+    out = tmp_path / "ray.jsonl"
+    command = each_command(folder, tiny_clip_dir)
+    assert cli(*command, "--images-per-batch", 2, "--out", out, "--ray", "auto", "--workers", 2) == 0
+    assert sum("Ray worker ready" in n for n in notes) >= 2, notes  # both workers came up
     assert any("died" in n and "next free worker" in n for n in notes), notes  # the kill hit a batch
-    assert sorted(r.config["image"] for r in results) == sorted(local_prompts)
-    assert {r.config["image"]: (r.prompt, r.token_ids) for r in results} == local_prompts
+    records = lines(out)
+    assert sorted(r["image"] for r in records) == sorted(local_prompts)  # every image exactly once
+    assert by_image(records) == local_prompts and not any(r["interrupted"] for r in records)
 
 
 def test_a_stopped_driver_resumes_and_writes_each_image_once(
@@ -105,3 +100,24 @@ def test_ray_options_are_checked(tiny_clip_dir, folder, capsys):
     assert "put --ray after it" in capsys.readouterr().err
     assert cli("invert", folder / "img00.png", "--model", tiny_clip_dir, "--ray", "auto") == 2
     assert "--ray needs --each" in capsys.readouterr().err
+
+
+def test_reproduce_on_two_workers_writes_the_local_runs_records(ray_address, images, tiny_clip_dir, tmp_path):
+    command = ["reproduce", images[0].parent, "--model", tiny_clip_dir, "--scorer", tiny_clip_dir]
+    command += ["--generator", "shapes", "--prompt-len", 4, "--steps", 6, "--n", 1, "--device", "cpu", "--quiet"]
+    assert cli(*command, "--out", tmp_path / "local") == 0
+    assert cli(*command, "--out", tmp_path / "ray", "--ray", "auto", "--workers", 2) == 0
+
+    def records(run: str) -> dict[str, dict]:
+        found = {}
+        for path in (tmp_path / run / "records").iterdir():
+            found[path.name] = json.loads(path.read_text())
+            del found[path.name]["optimization"]["seconds"]  # the one field that differs from run to run
+        return found
+
+    local = records("local")
+    assert len(local) == len(images) and records("ray") == local
+    for record in local.values():
+        assert (tmp_path / "ray" / "sheets" / f"{record['key']}.png").is_file()
+        for entry in record["methods"].values():
+            assert all((tmp_path / "ray" / path).is_file() for path in entry["images"])

@@ -6,7 +6,7 @@ import argparse
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -163,6 +163,16 @@ def ray_options(args: argparse.Namespace) -> dict[str, Any] | None:
         "cpus_per_worker": 1.0 if args.cpus_per_worker is None else args.cpus_per_worker,
         "gpus_per_worker": 1.0 if args.gpus_per_worker is None else args.gpus_per_worker,
     }
+
+
+def stderr_note(quiet: bool) -> Callable[[str], None]:
+    """A function that prints `hardprompt: TEXT` on stderr, or nothing when `quiet`."""
+
+    def note(text: str) -> None:
+        if not quiet:
+            print(f"hardprompt: {text}", file=sys.stderr)
+
+    return note
 
 
 @contextmanager

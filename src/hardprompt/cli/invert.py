@@ -27,6 +27,7 @@ from .common import (
     ray_options,
     report,
     save,
+    stderr_note,
     terminate_as_interrupt,
 )
 
@@ -118,19 +119,15 @@ def run_each(args: argparse.Namespace) -> int:
     else:
         from ..distributed.invert_each import ray_inversion
 
-        runner = ray_inversion(args.model, config, note=lambda text: _note(text, args.quiet), **distributed, **options)
+        cluster = {**distributed, "note": stderr_note(args.quiet)}
+        runner = ray_inversion(args.model, config, cluster=cluster, **options)
     log = ResultLog(args.out) if args.out else None
     try:
-        with runner as inversion, terminate_as_interrupt():  # after ray.init, which sets its own
+        with terminate_as_interrupt(), runner as inversion:
             return _write_each(args, inversion, images, not_images, log)
     finally:
         if log:
             log.close()
-
-
-def _note(text: str, quiet: bool) -> None:
-    if not quiet:
-        print(f"hardprompt: {text}", file=sys.stderr)
 
 
 def _write_each(
@@ -147,10 +144,11 @@ def _write_each(
         for record in log.records:
             if record["config"]["config_hash"] == inversion.config_hash:
                 sidecars.write(record["image"], record["prompt"])
+    note = stderr_note(args.quiet)
     if not_images:
-        _note(f"skipped {not_images} files that are not images (by suffix)", args.quiet)
+        note(f"skipped {not_images} files that are not images (by suffix)")
     if plan.skipped:
-        _note(f"skipped {plan.skipped} images already done in {args.out}", args.quiet)
+        note(f"skipped {plan.skipped} images already done in {args.out}")
     done = failed = 0
     interrupted = False
     start = time.perf_counter()

@@ -8,7 +8,6 @@ so a worker's result is the local run's.
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,16 +15,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-from PIL import Image, UnidentifiedImageError
-from transformers.utils import logging as transformers_logging
+from PIL import Image
 
 from ..apps.common import ImageLike
 from ..apps.invert_each import EachInversion, FailedImage, ImagePlan, ImageTask, plan_images, run_hash
 from ..errors import HardpromptError
 from ..optim.registry import MethodConfig
 from ..optim.result import Result
-from .pool import Note, WorkerPool, connection, fitting_workers, ray, worker_resources
+from .pool import WorkerPool, image_from_bytes, quiet_worker, ray, worker_pool
 
 HASHED_OPTIONS = ("dtype", "negatives", "negative_weight", "blocklist", "bank", "ascii_only")
 """The options of `EachInversion` besides model and config that shape a result (`run_hash` takes them)."""
@@ -58,22 +55,17 @@ def decode(entry: ImageTask | ImageBytes | FailedImage) -> ImageTask | FailedIma
     """The task a worker runs for one entry of its batch; bytes that are no image fail as a local run's file."""
     if not isinstance(entry, ImageBytes):
         return entry
-    buffer = io.BytesIO(entry.data)
     try:
-        with Image.open(buffer) as image:
-            return ImageTask(image.convert("RGB"), entry.label, entry.hash)
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        message = str(error).replace(repr(buffer), repr(entry.label))  # as PIL names a file it cannot read
-        return FailedImage(entry.label, f"cannot read image {entry.label}: {message}")
+        return ImageTask(image_from_bytes(entry.data, entry.label), entry.label, entry.hash)
+    except HardpromptError as error:
+        return FailedImage(entry.label, str(error))
 
 
 class InversionWorker:
     """A Ray actor: one `EachInversion`, its model loaded once, inverting the batches it is sent."""
 
     def __init__(self, options: dict[str, Any], cpus: float) -> None:
-        torch.set_num_threads(max(1, int(cpus)))
-        transformers_logging.disable_progress_bar()  # the driver shows progress; Ray forwards workers' output
-        transformers_logging.set_verbosity_error()
+        quiet_worker(cpus)
         self.error: str | None = None
         try:
             self.inversion: EachInversion | None = EachInversion(**options)
@@ -154,33 +146,15 @@ def _checked(item: Result | FailedImage, keep_going: bool) -> Result | FailedIma
 
 @contextmanager
 def ray_inversion(
-    model: str,
-    config: MethodConfig,
-    *,
-    address: str | None = None,
-    workers: int | None = None,
-    cpus_per_worker: float = 1.0,
-    gpus_per_worker: float = 1.0,
-    note: Note = lambda _: None,
-    **options: Any,
+    model: str, config: MethodConfig, *, cluster: dict[str, Any], **options: Any
 ) -> Iterator[RayEachInversion]:
-    """A `RayEachInversion` over `workers` actors (default: as many as the cluster holds now), stopped on exit.
+    """A `RayEachInversion` whose workers are stopped on exit.
 
-    `model` is a name or path every node can load; `options` are `EachInversion`'s. Ray is reached
-    as `connection` says; each worker holds `cpus_per_worker` CPUs and, on CUDA, `gpus_per_worker` GPUs.
+    `model` is a name or path every node can load; `options` are `EachInversion`'s; `cluster` holds
+    `worker_pool`'s options (address, workers, cpus_per_worker, gpus_per_worker, note).
     """
     config_hash = run_hash(config, model, **{key: options[key] for key in HASHED_OPTIONS if key in options})
     worker_options = {**options, "model": model, "config": replace(config, progress=False)}
-    with connection(address):
-        resources = worker_resources(options.get("device", "auto"), cpus_per_worker, gpus_per_worker)
-        fitting, kind = fitting_workers(resources)
-        workers = workers or fitting
-        if workers > fitting:
-            note(f"{workers} Ray workers asked for, the cluster has room for {fitting} by its {kind}s now")
-        each = f"{resources['num_cpus']:g} CPU" + (f", {resources['num_gpus']:g} GPU" if resources["num_gpus"] else "")
-        note(f"starting {workers} Ray workers ({each} each)")
-        pool = WorkerPool(InversionWorker, (worker_options, cpus_per_worker), workers, resources, note)
-        try:
-            yield RayEachInversion(pool, config_hash)
-        finally:
-            pool.close()
+    device = options.get("device", "auto")
+    with worker_pool(InversionWorker, (worker_options,), device=device, **cluster) as pool:
+        yield RayEachInversion(pool, config_hash)

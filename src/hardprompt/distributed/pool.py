@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import signal
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
+
+import torch
+from PIL import Image, UnidentifiedImageError
 
 from ..errors import HardpromptError
 
@@ -43,15 +49,39 @@ def connection(address: str | None) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
+    main_thread = threading.current_thread() is threading.main_thread()
+    on_terminate = signal.getsignal(signal.SIGTERM) if main_thread else None
     try:
         ray.init(address=address or None, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as error:
         where = f"at {address}" if address else "locally"
         raise HardpromptError(f"cannot start or reach Ray {where}: {first_line(error)}") from None
+    if on_terminate is not None:  # ray.init sets its own (exit at once); the caller's stays
+        signal.signal(signal.SIGTERM, on_terminate)
     try:
         yield
     finally:
         ray.shutdown()
+
+
+def image_from_bytes(data: bytes, label: str) -> Image.Image:
+    """An image file's bytes as an RGB image, or a HardpromptError worded as a local run's for the file `label`."""
+    buffer = io.BytesIO(data)
+    try:
+        with Image.open(buffer) as image:
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        message = str(error).replace(repr(buffer), repr(label))  # PIL names the file it cannot read
+        raise HardpromptError(f"cannot read image {label}: {message}") from None
+
+
+def quiet_worker(cpus: float) -> None:
+    """A worker uses the CPUs it holds, and keeps library output (progress bars, warnings) to itself."""
+    from transformers.utils import logging as transformers_logging
+
+    torch.set_num_threads(max(1, int(cpus)))
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
 
 
 def worker_resources(device: str, cpus: float, gpus: float) -> dict[str, float]:
@@ -171,3 +201,35 @@ class WorkerPool:
         self.info = self.info or info
         self.idle.append(actor)
         self.note(f"Ray worker ready: pid {info['pid']} on {info['node']} ({info['device']})")
+
+
+@contextmanager
+def worker_pool(
+    worker_class: type,
+    args: tuple,
+    *,
+    device: str,
+    address: str | None = None,
+    workers: int | None = None,
+    cpus_per_worker: float = 1.0,
+    gpus_per_worker: float = 1.0,
+    note: Note = lambda _: None,
+) -> Iterator[WorkerPool]:
+    """A `WorkerPool` on the Ray `connection(address)`, stopped on exit (the options are `--ray`'s).
+
+    `workers` defaults to as many as the cluster holds now; each holds `cpus_per_worker` CPUs and,
+    on CUDA, `gpus_per_worker` GPUs.
+    """
+    with connection(address):
+        resources = worker_resources(device, cpus_per_worker, gpus_per_worker)
+        fitting, kind = fitting_workers(resources)
+        workers = workers or fitting
+        if workers > fitting:
+            note(f"{workers} Ray workers asked for; the cluster has {kind}s for {fitting} now, the rest wait")
+        each = f"{resources['num_cpus']:g} CPU" + (f", {resources['num_gpus']:g} GPU" if resources["num_gpus"] else "")
+        note(f"starting {workers} Ray workers ({each} each)")
+        pool = WorkerPool(worker_class, (*args, cpus_per_worker), workers, resources, note)
+        try:
+            yield pool
+        finally:
+            pool.close()
