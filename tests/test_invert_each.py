@@ -224,3 +224,11 @@ def test_skipping_is_by_content_and_config(tiny_clip, tmp_path):
     other = EachInversion(tiny_clip, PEZConfig(**{**CONFIG, "steps": 26})).plan(paths, done={key})
     assert (inversion.plan(paths).total, again.skipped, again.total, other.skipped) == (2, 1, 1, 0)
     assert inversion.config_hash == run_hash(PEZConfig(**CONFIG), tiny_clip.name)  # no model needed
+
+
+def test_cuda_graph_setting_changes_nothing_on_the_cpu(tiny_clip, tmp_path):
+    paths = write_images(tmp_path, 2)
+    plain = list(hardprompt.invert_each(paths, model=tiny_clip, config=PEZConfig(**CONFIG)))
+    graph = list(hardprompt.invert_each(paths, model=tiny_clip, config=PEZConfig(cuda_graph=True, **CONFIG)))
+    assert [r.token_ids for r in plain] == [r.token_ids for r in graph]
+    assert plain[0].config["config_hash"] == graph[0].config["config_hash"]

@@ -23,6 +23,8 @@ class VocabularyRules:
     blocklist: tuple[str, ...] = ()
     bank_phrases: tuple[str, ...] | None = None
     ascii_only: bool = False
+    words: frozenset[str] | None = None
+    """Only tokens that are whole words of this list (`--words-only`; see `Vocabulary.is_whole_word`)."""
 
     def __post_init__(self) -> None:
         words = tuple(w.strip().lower() for w in self.blocklist if w.strip())
@@ -48,6 +50,8 @@ class Vocabulary:
         self._tokenize = tokenize
         size = min(table_size, len(tokenizer))
         self._specials = self._special_ids()
+        self._word_pattern = re.compile(r"[a-z]+")
+        self._word_final_marker = any(token.endswith("</w>") for token in tokenizer.get_vocab())
         self.token_texts: list[str] = tokenizer.batch_decode([[i] for i in range(size)])
         allowed = torch.tensor([self._token_allowed(i, t) for i, t in enumerate(self.token_texts)])
         if rules.bank_phrases is not None:
@@ -71,8 +75,20 @@ class Vocabulary:
             return False
         if self.rules.ascii_only and not (text.isascii() and text.isprintable()):
             return False
+        if self.rules.words is not None and not self.is_whole_word(raw, text):
+            return False
         lowered = text.lower()
         return not any(word in lowered for word in self.rules.blocklist)
+
+    def is_whole_word(self, raw: str, text: str) -> bool:
+        """Whether a token is a whole word of `rules.words`: its text, stripped and lower-cased, is in the
+        list, and it is no piece of a longer word — CLIP's BPE marks word-final tokens with "</w>",
+        WordPiece marks continuations with "##"; byte-level BPE pieces that are words count as words."""
+        if not self._word_pattern.fullmatch(text.strip().lower()) or text.strip().lower() not in self.rules.words:
+            return False
+        if self._word_final_marker:
+            return raw.endswith("</w>")
+        return not raw.startswith("##")
 
     def _bank_mask(self, phrases: Iterable[str], size: int) -> torch.Tensor:
         mask = torch.zeros(size, dtype=torch.bool)

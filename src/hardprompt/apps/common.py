@@ -17,6 +17,7 @@ from ..objectives.base import Objective
 from ..optim.registry import MethodConfig, run_method
 from ..optim.result import Result
 from ..vocab import Vocabulary, VocabularyRules
+from ..words import require_english_words
 
 ModelLike = str | TextEncoder
 BankLike = str | Path | Sequence[str] | None
@@ -78,10 +79,19 @@ def bank_phrases(bank: BankLike) -> tuple[str, ...] | None:
 
 
 def build_vocabulary(
-    encoder: TextEncoder | CausalLM, blocklist: Sequence[str] = (), bank: BankLike = None, ascii_only: bool = False
+    encoder: TextEncoder | CausalLM,
+    blocklist: Sequence[str] = (),
+    bank: BankLike = None,
+    ascii_only: bool = False,
+    words_only: bool = False,
 ) -> Vocabulary:
     """The allowed tokens of a model (text encoder or causal LM) under the user's vocabulary rules."""
-    rules = VocabularyRules(blocklist=tuple(blocklist), bank_phrases=bank_phrases(bank), ascii_only=ascii_only)
+    rules = VocabularyRules(
+        blocklist=tuple(blocklist),
+        bank_phrases=bank_phrases(bank),
+        ascii_only=ascii_only,
+        words=require_english_words() if words_only else None,
+    )
     return Vocabulary(encoder.tokenizer, len(encoder.embedding_table), encoder.tokenize, rules)
 
 
@@ -104,6 +114,7 @@ def label_result(result: Result, vocab: Vocabulary, options: dict[str, Any], mod
     vocabulary_options = {
         "blocklist": list(vocab.rules.blocklist),
         "ascii_only": vocab.rules.ascii_only,
+        "words_only": vocab.rules.words is not None,
         "allowed_tokens": len(vocab),
     }
     result.config = {**result.config, **vocabulary_options, **options}

@@ -43,6 +43,7 @@ def distill(
     blocklist: Sequence[str] = (),
     bank: BankLike = None,
     ascii_only: bool = False,
+    words_only: bool = False,
     device: str = "auto",
     dtype: str = "float32",
 ) -> Result:
@@ -58,7 +59,7 @@ def distill(
     original_tokens = encoder.count_tokens(text)
     if ratio is not None:
         config = replace(config, prompt_len=distilled_length(original_tokens, ratio))
-    vocab = build_vocabulary(encoder, blocklist, bank, ascii_only)
+    vocab = build_vocabulary(encoder, blocklist, bank, ascii_only, words_only)
     objective = FeatureSimilarity(
         encoder,
         encoder.encode_texts([text]),

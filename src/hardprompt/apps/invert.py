@@ -35,6 +35,7 @@ def invert(
     blocklist: Sequence[str] = (),
     bank: BankLike = None,
     ascii_only: bool = False,
+    words_only: bool = False,
     device: str = "auto",
     dtype: str = "float32",
 ) -> Result:
@@ -49,7 +50,7 @@ def invert(
     encoder = as_encoder(model, device, dtype)
     if not encoder.supports_images:
         raise HardpromptError(f"model {encoder.name} has no image encoder; use a CLIP model or 'shapes'")
-    vocab = build_vocabulary(encoder, blocklist, bank, ascii_only)
+    vocab = build_vocabulary(encoder, blocklist, bank, ascii_only, words_only)
     objective = FeatureSimilarity(
         encoder,
         encoder.encode_images(targets),

@@ -101,6 +101,7 @@ def run_hash(
     blocklist: Sequence[str] = (),
     bank: BankLike = None,
     ascii_only: bool = False,
+    words_only: bool = False,
 ) -> str:
     """A hash of everything that shapes an image's result besides the image (not the device or batch size).
 
@@ -108,12 +109,13 @@ def run_hash(
     """
     record = {
         "method": method_of(config).name,
-        "config": {key: value for key, value in asdict(config).items() if key != "progress"},
+        "config": {key: value for key, value in asdict(config).items() if key not in ("progress", "cuda_graph")},
         "model": model_name,
         "dtype": dtype,
         "blocklist": sorted(VocabularyRules(blocklist=tuple(blocklist)).blocklist),
         "bank": bank_phrases(bank),
         "ascii_only": ascii_only,
+        "words_only": words_only,
         "negatives": [
             content_hash(n) if isinstance(n, (Image.Image, Path)) or looks_like_image_path(str(n)) else str(n)
             for n in negatives
@@ -181,6 +183,7 @@ class EachInversion:
         blocklist: Sequence[str] = (),
         bank: BankLike = None,
         ascii_only: bool = False,
+        words_only: bool = False,
         device: str = "auto",
         dtype: str = "float32",
     ) -> None:
@@ -193,7 +196,7 @@ class EachInversion:
         if not self.encoder.supports_images:
             raise HardpromptError(f"model {self.encoder.name} has no image encoder; use a CLIP model or 'shapes'")
         self.config.validate(self.encoder.max_prompt_len)
-        self.vocab = build_vocabulary(self.encoder, blocklist, bank, ascii_only)
+        self.vocab = build_vocabulary(self.encoder, blocklist, bank, ascii_only, words_only)
         self.negatives = encode_negatives(self.encoder, negatives)
         self.negative_weight = negative_weight
         if not batches_problems(self.config):
@@ -213,6 +216,7 @@ class EachInversion:
             blocklist=blocklist,
             bank=bank,
             ascii_only=ascii_only,
+            words_only=words_only,
         )
 
     def key(self, image_hash: str) -> str:

@@ -219,6 +219,7 @@ class ImageEvaluator:
         blocklist: Sequence[str] = (),
         bank: BankLike = None,
         ascii_only: bool = False,
+        words_only: bool = False,
         device: str = "auto",
         progress: bool = True,
     ) -> None:
@@ -230,11 +231,11 @@ class ImageEvaluator:
             load_generator(generator, device=device, progress=False) if isinstance(generator, str) else generator
         )
         self.baseline = PhraseBank(self.optimizer, bank_phrases, progress=progress) if bank_phrases else None
-        self.vocab = build_vocabulary(self.optimizer, blocklist, bank, ascii_only) if random_baseline else None
+        self.vocabulary = {"blocklist": blocklist, "bank": bank, "ascii_only": ascii_only, "words_only": words_only}
+        self.vocab = build_vocabulary(self.optimizer, **self.vocabulary) if random_baseline else None
         self.config = config
         self.generation = generation
         self.baseline_phrases = baseline_phrases
-        self.vocabulary = {"blocklist": blocklist, "bank": bank, "ascii_only": ascii_only}
 
     def evaluate(self, item: Item, index: int, target: Image.Image) -> Outcome | None:
         """The outcome for `item` (the `index`-th of the run, which seeds its random baseline), whose image is
@@ -312,6 +313,7 @@ def reproduce(
     blocklist: Sequence[str] = (),
     bank: str | Path | None = None,
     ascii_only: bool = False,
+    words_only: bool = False,
     limit: int | None = None,
     device: str = "auto",
     progress: bool = True,
@@ -340,7 +342,12 @@ def reproduce(
         "scorer": _name(scorer),
         "method": method_of(config).name,
         "optimizer_config": {k: v for k, v in asdict(config).items() if k != "progress"},
-        "vocabulary": {"blocklist": list(blocklist), "bank": describe(bank), "ascii_only": ascii_only},
+        "vocabulary": {
+            "blocklist": list(blocklist),
+            "bank": describe(bank),
+            "ascii_only": ascii_only,
+            "words_only": words_only,
+        },
         "generation": generation.to_dict(),
         "baseline": {"banks": [str(p) for p in baseline_banks], "phrases": baseline_phrases, "random": random_baseline},
         "items": [[item.key, str(item.image), item.caption] for item in items],
@@ -363,6 +370,7 @@ def reproduce(
         "blocklist": blocklist,
         "bank": bank_phrases(bank),
         "ascii_only": ascii_only,
+        "words_only": words_only,
         "device": device,
         "progress": progress,
     }

@@ -39,6 +39,7 @@ def target_string(
     blocklist: Sequence[str] = (),
     bank: BankLike = None,
     ascii_only: bool = False,
+    words_only: bool = False,
     device: str = "auto",
 ) -> Result:
     """Learn a hard prompt after which `model` answers `instruction + PROMPT` with `target`.
@@ -52,7 +53,7 @@ def target_string(
         raise HardpromptError("the target text is empty")
     lm = model if isinstance(model, CausalLM) else load_causal_lm(model, device)
     objective = target_objective(lm, target, instruction, chat)
-    vocab = build_vocabulary(lm, blocklist, bank, ascii_only)
+    vocab = build_vocabulary(lm, blocklist, bank, ascii_only, words_only)
     fixed_tokens = len(objective.head_ids) + len(objective.suffix_ids) + len(objective.target_ids)
     options = {
         "target": target,

@@ -97,17 +97,18 @@ def planted_instances(model: str, device: str, options: dict[str, Any]) -> list[
 
 
 def distill_instances(model: str, device: str, options: dict[str, Any]) -> list[TaskInstance]:
-    """Prompt distillation of each prompt of a file (option `prompts`) at `ratio` (0.3) of its length."""
+    """Prompt distillation of each prompt of a file (option `prompts`) to `prompt_len` tokens, or else
+    at `ratio` (0.3) of its length; `words_only` restricts the vocabulary to whole English words."""
     path = options.get("prompts")
     if not path:
         raise HardpromptError("the distill task needs a prompt set: --prompts FILE")
     ratio = float(options.get("ratio", 0.3))
     text_encoder = encoder(model, device)
-    vocab = build_vocabulary(text_encoder)
+    vocab = build_vocabulary(text_encoder, words_only=bool(options.get("words_only")))
     instances = []
     for index, text in enumerate(read_lines(Path(path))):
         objective = FeatureSimilarity(text_encoder, text_encoder.encode_texts([text]))
-        length = distilled_length(text_encoder.count_tokens(text), ratio)
+        length = int(options.get("prompt_len") or distilled_length(text_encoder.count_tokens(text), ratio))
         label = f"distill-{index}"
         instances.append(TaskInstance(label, text_encoder.name, objective, vocab, length, text_encoder.max_prompt_len))
     return instances
@@ -123,7 +124,7 @@ def shapes_instances(model: str, device: str, options: dict[str, Any]) -> list[T
     if not text_encoder.supports_images:
         raise HardpromptError(f"the shapes task needs an image-text model such as 'shapes', not {model!r}")
     reference = encoder("shapes-reference", device)
-    vocab = build_vocabulary(text_encoder)
+    vocab = build_vocabulary(text_encoder, words_only=bool(options.get("words_only")))
     length = int(options.get("prompt_len") or 8)
     instances = []
     for index, scene in enumerate(evaluation_scenes(int(options.get("scenes", 2)))):

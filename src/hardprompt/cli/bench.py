@@ -39,7 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--planted-count", type=int, default=2, help="planted: planted prompts (2)")
     parser.add_argument("--scenes", type=int, default=2, help="shapes: held-out scenes to invert (2)")
     parser.add_argument("--targets", default=None, help="lm-target: file of INSTRUCTION<TAB>TARGET lines")
-    parser.add_argument("--prompt-len", type=int, default=None, help="shapes (8) and lm-target (10): prompt length")
+    parser.add_argument(
+        "--prompt-len", type=int, default=None, help="prompt length (shapes 8, lm-target 10, distill: --ratio)"
+    )
+    parser.add_argument("--words-only", action="store_true", help="distill, shapes: only whole English words")
     parser.add_argument("--model", default=None, help="use this model for every task (default: each task's own)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--out", required=True, help="output prefix: writes PREFIX.jsonl, PREFIX.md, PREFIX.png")
@@ -53,8 +56,10 @@ def command_line(args: argparse.Namespace) -> str:
     for option in ("max_seconds", "max_forward_passes", "steps", "prompts", "model", "prompt_len"):
         if getattr(args, option) is not None:
             words += ["--" + option.replace("_", "-"), str(getattr(args, option))]
-    if "distill" in args.tasks:
+    if "distill" in args.tasks and args.prompt_len is None:
         words += ["--ratio", str(args.ratio)]
+    if args.words_only:
+        words += ["--words-only"]
     if "planted" in args.tasks:
         words += ["--planted-len", str(args.planted_len), "--planted-count", str(args.planted_count)]
     if "shapes" in args.tasks:
@@ -95,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         "scenes": args.scenes,
         "targets": args.targets,
         "prompt_len": args.prompt_len,
+        "words_only": args.words_only,
     }
     saved: list[dict[str, Any]] = []
 

@@ -61,6 +61,12 @@ def add_optimizer_options(parser: argparse.ArgumentParser, prompt_len: int = 16)
     group.add_argument("--seed", type=int, default=pez_defaults.seed, help="random seed (0)")
     group.add_argument("--max-seconds", type=float, default=None, help="stop after this wall-clock time")
     group.add_argument("--max-forward-passes", type=int, default=None, help="stop after this many prompt evaluations")
+    group.add_argument(
+        "--patience", type=int, default=None, help="stop when the best round-trip score has not improved for N steps"
+    )
+    group.add_argument(
+        "--cuda-graph", action="store_true", help="pez on a GPU: capture each step in a CUDA graph (experimental)"
+    )
 
 
 def add_vocabulary_options(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +74,9 @@ def add_vocabulary_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--blocklist", type=comma_list, default=[], help="comma-separated substrings to avoid")
     group.add_argument("--bank", default=None, help="file of phrases (one per line); only their tokens are used")
     group.add_argument("--ascii-only", action="store_true", help="only tokens that are printable ASCII")
+    group.add_argument(
+        "--words-only", action="store_true", help="only tokens that are whole English words (readable prompts)"
+    )
 
 
 def add_negative_options(parser: argparse.ArgumentParser) -> None:
@@ -102,6 +111,8 @@ def optimizer_config(args: argparse.Namespace, batch_size: int | None = None) ->
         seed=args.seed,
         max_seconds=args.max_seconds,
         max_forward_passes=args.max_forward_passes,
+        cuda_graph=args.cuda_graph or None,
+        patience=args.patience,
         progress=not args.quiet,
     )
 

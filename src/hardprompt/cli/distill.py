@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
             blocklist=args.blocklist,
             bank=args.bank,
             ascii_only=args.ascii_only,
+            words_only=args.words_only,
         )
         results.append(result)
         if args.file is None:

@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         blocklist=args.blocklist,
         bank=args.bank,
         ascii_only=args.ascii_only,
+        words_only=args.words_only,
         device=args.device,
         dtype=args.dtype,
     )
@@ -111,6 +112,7 @@ def run_each(args: argparse.Namespace) -> int:
         "blocklist": args.blocklist,
         "bank": args.bank,
         "ascii_only": args.ascii_only,
+        "words_only": args.words_only,
         "device": args.device,
         "dtype": args.dtype,
     }

@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
             blocklist=args.blocklist,
             bank=args.bank,
             ascii_only=args.ascii_only,
+            words_only=args.words_only,
             limit=args.limit,
             device=args.device,
             progress=not args.quiet,

@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         blocklist=args.blocklist,
         bank=args.bank,
         ascii_only=args.ascii_only,
+        words_only=args.words_only,
         device=args.device,
     )
     save(result, args.out)

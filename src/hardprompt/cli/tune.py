@@ -12,6 +12,7 @@ from ..io import write_json
 from ..models.causal_lm import load_causal_lm
 from ..objectives.classification import TaskFormat, parse_verbalizer
 from ..vocab import VocabularyRules
+from ..words import require_english_words
 from .common import OPTIMIZER_HELP, add_vocabulary_options, comma_list
 
 DEFAULT_TEMPLATE = "{input} It was {mask}"
@@ -97,7 +98,10 @@ def run(args: argparse.Namespace) -> int:
         method_options=options,
     )
     rules = VocabularyRules(
-        blocklist=tuple(args.blocklist), bank_phrases=bank_phrases(args.bank), ascii_only=args.ascii_only
+        blocklist=tuple(args.blocklist),
+        bank_phrases=bank_phrases(args.bank),
+        ascii_only=args.ascii_only,
+        words=require_english_words() if args.words_only else None,
     )
 
     def save(report: dict) -> None:

@@ -24,7 +24,7 @@ from ..optim.registry import MethodConfig
 from ..optim.result import Result
 from .pool import WorkerPool, image_from_bytes, quiet_worker, ray, worker_pool
 
-HASHED_OPTIONS = ("dtype", "negatives", "negative_weight", "blocklist", "bank", "ascii_only")
+HASHED_OPTIONS = ("dtype", "negatives", "negative_weight", "blocklist", "bank", "ascii_only", "words_only")
 """The options of `EachInversion` besides model and config that shape a result (`run_hash` takes them)."""
 
 

@@ -59,6 +59,19 @@ class SupportsBatchScoring(Protocol):
 
 
 @runtime_checkable
+class SupportsCudaGraph(Protocol):
+    """An objective that may say its evaluation has fixed shapes and no host round trips (graph-capturable).
+
+    `fixed_shapes` True promises that every step evaluates the same computation on the same
+    tensors (no minibatch drawn on the host, no data-dependent shapes), so a captured step can be
+    replayed.
+    """
+
+    @property
+    def fixed_shapes(self) -> bool: ...
+
+
+@runtime_checkable
 class BatchedObjective(Protocol):
     """Independent problems evaluated in one batch: rows i·k … (i+1)·k − 1 of a batch of problems·k rows
     belong to problem i (k rows per problem, the same k for all), and a row's loss and score depend

@@ -43,6 +43,11 @@ class FeatureSimilarity:
     def embedding_table(self) -> torch.Tensor:
         return self.encoder.embedding_table
 
+    @property
+    def fixed_shapes(self) -> bool:
+        """Without a minibatch every step is the same computation (see SupportsCudaGraph)."""
+        return self.batch_size is None
+
     def new_step(self) -> None:
         if self.batch_size:
             chosen = torch.randperm(len(self.targets), generator=self._generator)[: self.batch_size]
@@ -100,6 +105,8 @@ class PerTargetSimilarity:
         self.negatives = negatives.to(encoder.device) if negatives is not None and len(negatives) else None
         self.negative_weight = negative_weight
         self.problems = len(targets)
+        self.fixed_shapes = True
+        """Every step is the same computation (see SupportsCudaGraph)."""
 
     @property
     def embedding_table(self) -> torch.Tensor:

@@ -3,6 +3,7 @@
 from .autoprompt import AutoPromptConfig, AutoPromptSGDConfig
 from .fluentprompt import FluentPromptConfig
 from .gcg import GCGConfig
+from .hybrid import HybridConfig
 from .pez import PEZConfig
 from .random_search import RandomSearchConfig
 from .registry import METHODS, build_config, run_method
@@ -15,6 +16,7 @@ __all__ = [
     "AutoPromptSGDConfig",
     "FluentPromptConfig",
     "GCGConfig",
+    "HybridConfig",
     "PEZConfig",
     "RandomSearchConfig",
     "Result",

@@ -53,7 +53,7 @@ def run(objective: Objective, vocab: Vocabulary, config: AutoPromptConfig | None
     allowed = vocab.allowed_ids.cpu()
     top_k = min(config.top_k, len(allowed))
     current = random_allowed_ids(vocab.allowed_ids, (config.prompt_len,), config.seed)
-    tracker = make_tracker(vocab, config, "autoprompt")
+    tracker = make_tracker(vocab, config, "autoprompt", [objective])
     try:
         for _ in tracker.steps():
             objective.new_step()
@@ -107,7 +107,7 @@ def projected_descent(
     table = objective.embedding_table.detach()
     project = NearestTokenProjection(table, vocab.allowed_ids)
     current = random_allowed_ids(vocab.allowed_ids, (restarts, config.prompt_len), config.seed).to(table.device)
-    tracker = make_tracker(vocab, config, method)
+    tracker = make_tracker(vocab, config, method, [objective])
     try:
         for step in tracker.steps():
             if affordable(tracker, passes_per_step) < passes_per_step:

@@ -38,6 +38,8 @@ class GCGConfig(SearchConfig):
     top_k: int = 256
     search_width: int = 128
     filter_retokenization: bool = True
+    start_ids: tuple[int, ...] | None = None
+    """Start from these tokens (any length) instead of `prompt_len` random allowed ones."""
 
     def validate(self, max_prompt_len: int | None = None) -> None:
         super().validate(max_prompt_len)
@@ -64,8 +66,11 @@ def run(objective: Objective, vocab: Vocabulary, config: GCGConfig | None = None
     token_gradient = TokenGradient(table, vocab.allowed_ids)
     allowed = vocab.allowed_ids.cpu()
     top_k = min(config.top_k, len(allowed))
-    current = random_allowed_ids(vocab.allowed_ids, (config.prompt_len,), config.seed)
-    tracker = make_tracker(vocab, config, "gcg")
+    if config.start_ids:
+        current = torch.tensor(config.start_ids, dtype=torch.long)
+    else:
+        current = random_allowed_ids(vocab.allowed_ids, (config.prompt_len,), config.seed)
+    tracker = make_tracker(vocab, config, "gcg", [objective])
     try:
         for _ in tracker.steps():
             objective.new_step()

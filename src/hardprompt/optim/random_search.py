@@ -35,7 +35,7 @@ def run(objective: Objective, vocab: Vocabulary, config: RandomSearchConfig | No
     table = objective.embedding_table.detach()
     allowed = vocab.allowed_ids.cpu()
     current = random_allowed_ids(vocab.allowed_ids, (config.prompt_len,), config.seed)
-    tracker = make_tracker(vocab, config, "random")
+    tracker = make_tracker(vocab, config, "random", [objective])
     try:
         for _ in tracker.steps():
             objective.new_step()

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import HardpromptError
 from ..objectives.base import BatchedObjective, Objective
 from ..vocab import Vocabulary
-from . import autoprompt, fluentprompt, gcg, pez, random_search, soft
+from . import autoprompt, fluentprompt, gcg, hybrid, pez, random_search, soft
 from .result import Result
 
 
@@ -40,6 +40,7 @@ METHODS: dict[str, Method] = {
         Method("autoprompt-sgd", autoprompt.AutoPromptSGDConfig, autoprompt.run_sgd, "projected SGD, no state"),
         Method("fluentprompt", fluentprompt.FluentPromptConfig, fluentprompt.run, "projected Langevin + fluency"),
         Method("gcg", gcg.GCGConfig, gcg.run, "greedy coordinate gradient with retokenization filter"),
+        Method("hybrid", hybrid.HybridConfig, hybrid.run, "PEZ explores, then GCG polishes its best string"),
         Method("random", random_search.RandomSearchConfig, random_search.run, "random single-token swaps"),
         Method("soft", soft.SoftConfig, soft.run, "continuous prompt, never projected (upper bound)", hard=False),
     )
@@ -51,6 +52,7 @@ MethodConfig = (
     | autoprompt.AutoPromptSGDConfig
     | fluentprompt.FluentPromptConfig
     | gcg.GCGConfig
+    | hybrid.HybridConfig
     | random_search.RandomSearchConfig
     | soft.SoftConfig
 )

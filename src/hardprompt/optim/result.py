@@ -35,6 +35,10 @@ class Result:
     hard: bool = True
     model: str = ""
     config: dict[str, Any] = field(default_factory=dict)
+    readability: float | None = None
+    """Share of the prompt's words found in an English word list (`hardprompt.words`); None without a list."""
+    stopped_early: bool = False
+    """True when `patience` steps passed without a better round-trip score and the search stopped."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary with the documented field names."""

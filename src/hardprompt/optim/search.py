@@ -30,6 +30,8 @@ class SearchConfig:
     """Stop before evaluating more prompt rows than this (candidates included)."""
     candidates: int = 8
     """Best distinct prompts kept for the final round-trip check."""
+    patience: int | None = None
+    """Stop when the best round-trip score has not improved for this many steps."""
     eval_batch_size: int = 128
     """Prompt rows per objective call when evaluating candidates (memory, not results)."""
     progress: bool = True
@@ -59,12 +61,14 @@ def validate_common(config, max_prompt_len: int | None = None) -> None:
         raise HardpromptError(f"max forward passes must be at least 1 (got {config.max_forward_passes})")
     if getattr(config, "lr", 1.0) <= 0:
         raise HardpromptError(f"learning rate must be positive (got {config.lr})")
+    if config.patience is not None and config.patience < 1:
+        raise HardpromptError(f"patience must be at least 1 step (got {config.patience})")
     if getattr(config, "restarts", 1) < 1:
         raise HardpromptError(f"restarts must be at least 1 (got {config.restarts})")
 
 
-def make_tracker(vocab: Vocabulary, config, method: str, problems: int = 1) -> SearchTracker:
-    """A SearchTracker with the budgets of `config` (for `problems` independent problems searched together)."""
+def make_tracker(vocab: Vocabulary, config, method: str, objectives: list[Objective]) -> SearchTracker:
+    """A SearchTracker with the budgets of `config`, for one problem per objective (searched together)."""
     return SearchTracker(
         vocab,
         steps=config.steps,
@@ -74,7 +78,8 @@ def make_tracker(vocab: Vocabulary, config, method: str, problems: int = 1) -> S
         progress=config.progress,
         description=method,
         method=method,
-        problems=problems,
+        objectives=objectives,
+        patience=config.patience,
     )
 
 

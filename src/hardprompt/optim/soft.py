@@ -42,7 +42,7 @@ def run(objective: Objective, vocab: Vocabulary, config: SoftConfig | None = Non
     table = objective.embedding_table.detach()
     project = NearestTokenProjection(table, vocab.allowed_ids)
     soft_prompt, optimizer = continuous_prompt(table, vocab.allowed_ids, config)
-    tracker = make_tracker(vocab, config, "soft")
+    tracker = make_tracker(vocab, config, "soft", [objective])
     best_soft_score = -float("inf")
     try:
         for _ in tracker.steps():

@@ -12,7 +12,8 @@ from tqdm.auto import tqdm
 from ..errors import HardpromptError
 from ..objectives.base import Objective
 from ..vocab import Vocabulary
-from .candidates import CandidatePool, best_round_trip
+from ..words import readability
+from .candidates import CandidatePool, acceptable_text, best_round_trip
 from .result import Result
 
 
@@ -22,9 +23,13 @@ class SearchTracker:
     A forward pass is one prompt row evaluated by the objective (a batch of 64 candidates is 64);
     optimizers report them with `count_forward_passes`. The search stops when any budget is spent.
 
-    With `problems` > 1 the tracker serves a batched search over independent problems (one image
-    each, say): every recorded batch holds the same number of rows per problem, problem-major, and
-    each problem has its own candidate pool, history and `Result` (`results`).
+    With several `objectives` the tracker serves a batched search over independent problems (one
+    image each, say): every recorded batch holds the same number of rows per problem, problem-major,
+    and each problem has its own candidate pool, history and `Result` (`results`).
+
+    With `patience`, the search stops (`stopped_early`) once no problem's best round-trip score has
+    improved for that many steps: whenever a problem's best projected prompt changes, its string is
+    scored under its objective (one forward pass, counted).
 
     Usage::
 
@@ -48,15 +53,23 @@ class SearchTracker:
         description: str = "optimizing",
         max_forward_passes: int | None = None,
         method: str = "",
-        problems: int = 1,
+        objectives: list[Objective] | None = None,
+        patience: int | None = None,
     ) -> None:
         self.vocab = vocab
         self.max_steps = steps
         self.max_seconds = max_seconds
         self.max_forward_passes = max_forward_passes
         self.method = method or description
+        problems = len(objectives) if objectives else 1
         self.pools = [CandidatePool(pool_size) for _ in range(problems)]
         self.histories: list[list[float]] = [[] for _ in range(problems)]
+        self.objectives = objectives
+        self.patience = patience
+        self.stopped_early = False
+        self._round_trip_best = [-float("inf")] * problems
+        self._checked = [None] * problems
+        self._improved_at = [0] * problems
         self.history_seconds: list[float] = []
         self.interrupted = False
         self.steps_done = 0
@@ -100,6 +113,9 @@ class SearchTracker:
                 return
             if self.forward_passes_left == 0:
                 return
+            if self.patience is not None and step - max(self._improved_at) >= self.patience:
+                self.stopped_early = True
+                return
             yield step
 
     def record(self, token_ids: torch.Tensor, scores: torch.Tensor) -> None:
@@ -111,6 +127,8 @@ class SearchTracker:
             part = slice(index * rows, (index + 1) * rows)
             pool.offer(token_ids[part], scores[part])
             history.append(pool.best_score)
+            if self.patience is not None:
+                self._check_round_trip(index)
         self.steps_done += 1
         self.history_seconds.append(round(self.seconds, 4))
         self._bar.update(1)
@@ -121,6 +139,21 @@ class SearchTracker:
                 self._bar.set_postfix_str(f"best={best:.4f} {self.vocab.decode(self.pool.best)[:60]!r}")
             else:
                 self._bar.set_postfix_str(f"mean best={best:.4f} over {len(self.pools)} problems")
+
+    def _check_round_trip(self, index: int) -> None:
+        """Score problem `index`'s best prompt as a string when it changed; note the step it improved at."""
+        best = self.pools[index].best
+        if best == self._checked[index]:
+            return
+        self._checked[index] = best
+        objective = self.objectives[index] if self.objectives else None
+        if objective is None:
+            raise HardpromptError("patience needs the tracker's objectives")
+        score = objective.score_token_ids(self.vocab.encode(acceptable_text(best, self.vocab)))
+        self.count_forward_passes(1)
+        if score > self._round_trip_best[index]:
+            self._round_trip_best[index] = score
+            self._improved_at[index] = self.steps_done
 
     def result(self, objective: Objective, config: dict[str, Any]) -> Result:
         """Close the progress bar and pick the best candidate by its round-trip score."""
@@ -151,6 +184,8 @@ class SearchTracker:
                     interrupted=self.interrupted,
                     method=self.method,
                     config=dict(config),
+                    readability=readability(chosen.prompt),
+                    stopped_early=self.stopped_early,
                 )
             )
         return results
