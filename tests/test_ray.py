@@ -92,10 +92,14 @@ def test_a_stopped_driver_resumes_and_writes_each_image_once(
     assert len(records) == IMAGES and by_image(records) == local_prompts
 
 
-def test_ray_options_are_checked(tiny_clip_dir, folder, capsys):
+def test_ray_options_are_checked(ray_address, tiny_clip_dir, folder, capsys):
     command = ["invert", "--each", folder, "--model", tiny_clip_dir]
     assert cli(*command, "--workers", 2) == 2
     assert "--workers needs --ray" in capsys.readouterr().err
+    assert cli(*command, "--workers", 0, "--ray", "auto") == 2
+    assert "--workers must be at least 1" in capsys.readouterr().err
+    assert cli(*command, "--cpus-per-worker", 0, "--ray", "auto") == 2
+    assert "more than 0 CPUs" in capsys.readouterr().err
     assert cli("invert", "--each", "--ray", folder, folder / "img00.png", "--model", tiny_clip_dir) == 2
     assert "put --ray after it" in capsys.readouterr().err
     assert cli("invert", folder / "img00.png", "--model", tiny_clip_dir, "--ray", "auto") == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import signal
 import threading
 from collections import deque
@@ -39,15 +40,15 @@ def first_line(error: BaseException) -> str:
 
 
 @contextmanager
-def connection(address: str | None) -> Iterator[None]:
-    """Ray for the duration of the block.
+def connection(address: str | None) -> Iterator[bool]:
+    """Ray for the duration of the block, and whether it is a local instance started for it.
 
     A connection this process already holds is used as it is. Otherwise `address` is what `ray.init`
     takes ("auto": the cluster this machine belongs to; "ray://HOST:10001": a remote one through Ray
     Client; "HOST:6379"); None or "" starts a local Ray instance, which ends with the block.
     """
     if ray.is_initialized():
-        yield
+        yield False
         return
     main_thread = threading.current_thread() is threading.main_thread()
     on_terminate = signal.getsignal(signal.SIGTERM) if main_thread else None
@@ -59,7 +60,7 @@ def connection(address: str | None) -> Iterator[None]:
     if on_terminate is not None:  # ray.init sets its own (exit at once); the caller's stays
         signal.signal(signal.SIGTERM, on_terminate)
     try:
-        yield
+        yield not (address or os.environ.get("RAY_ADDRESS"))  # ray.init's own rule
     finally:
         ray.shutdown()
 
@@ -96,9 +97,9 @@ def worker_resources(device: str, cpus: float, gpus: float) -> dict[str, float]:
 
 
 def fitting_workers(resources: dict[str, float]) -> tuple[int, str]:
-    """How many workers the cluster holds now (at least 1) by the GPUs, or else CPUs, each takes; and which."""
+    """How many workers the cluster holds now by the GPUs, or else CPUs, each takes; and which of the two."""
     kind, need = ("GPU", resources["num_gpus"]) if resources["num_gpus"] else ("CPU", resources["num_cpus"])
-    return max(1, int(ray.cluster_resources().get(kind, 0) // need)), kind
+    return int(ray.cluster_resources().get(kind, 0) // need), kind
 
 
 class WorkerPool:
@@ -220,10 +221,13 @@ def worker_pool(
     `workers` defaults to as many as the cluster holds now; each holds `cpus_per_worker` CPUs and,
     on CUDA, `gpus_per_worker` GPUs.
     """
-    with connection(address):
+    with connection(address) as started_here:
         resources = worker_resources(device, cpus_per_worker, gpus_per_worker)
         fitting, kind = fitting_workers(resources)
-        workers = workers or fitting
+        if not fitting and started_here:
+            option = f"--{kind.lower()}s-per-worker"
+            raise HardpromptError(f"this machine has no {kind} for a Ray worker: see --device and {option}")
+        workers = max(1, fitting) if workers is None else workers
         if workers > fitting:
             note(f"{workers} Ray workers asked for; the cluster has {kind}s for {fitting} now, the rest wait")
         each = f"{resources['num_cpus']:g} CPU" + (f", {resources['num_gpus']:g} GPU" if resources["num_gpus"] else "")
