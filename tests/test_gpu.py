@@ -33,7 +33,7 @@ def test_cuda_distillation_matches_the_cpu(tiny_clip_dir):
     text = "a photo of a red cat on a sofa"
     config = PEZConfig(prompt_len=4, steps=60, progress=False)
     cpu = hardprompt.distill(text, model=str(tiny_clip_dir), device="cpu", config=config)
-    gpu = hardprompt.distill(text, model=str(tiny_clip_dir), device="cuda", config=config)
+    gpu = hardprompt.distill(text, model=str(tiny_clip_dir), device="cuda", dtype="float32", config=config)
     assert gpu.score == pytest.approx(cpu.score, abs=0.02)
     half = hardprompt.distill(text, model=str(tiny_clip_dir), device="cuda", dtype="bfloat16", config=config)
     assert half.score > cpu.history[0]
@@ -94,3 +94,14 @@ def test_cuda_folder_inversion_matches_the_cpu(tiny_clip_dir, tmp_path):
     for a, b in zip(cpu, gpu, strict=True):
         assert b.score == pytest.approx(a.score, abs=0.02)
         assert b.config["seed"] == a.config["seed"]
+
+
+def test_cuda_weights_are_float16_by_default_and_two_encoders_invert(tiny_clip_dir, images):
+    encoder = hardprompt.load_text_encoder(str(tiny_clip_dir), device="cuda", dtype="auto")
+    assert encoder.embedding_table.dtype == torch.float16
+    config = PEZConfig(prompt_len=4, steps=30, progress=False)
+    result = hardprompt.invert(
+        images[:2], model=[str(tiny_clip_dir)] * 2, model_weights=[1, 1], device="cuda", config=config
+    )
+    assert result.history[-1] > result.history[0], "PEZ improves on its first step"
+    assert result.config["model_weights"] == [1.0, 1.0]

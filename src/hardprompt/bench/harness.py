@@ -102,6 +102,7 @@ def run_suite(
                             "score": result.score,
                             "projected_score": result.projected_score,
                             "prompt": result.prompt,
+                            "readability": result.readability,
                             "steps": result.steps,
                             "seconds": result.seconds,
                             "forward_passes": result.forward_passes,

@@ -83,7 +83,7 @@ def mean_curve(curves: list[list[list[float]]], grid: list[float]) -> list[float
 
 
 @dataclass
-class _Panel:
+class Panel:
     """A plotting area in pixels and the data range it shows."""
 
     x0: float
@@ -118,7 +118,7 @@ def plot(rows: list[dict[str, Any]], path: str | Path, width: int = 560, height:
         low, high = min(values), max(values)
         margin = max(0.03 * (high - low), 0.01)
         low, high = low - margin, high + margin
-        panel = _Panel(index * width + 56, 28, (index + 1) * width - 16, height - 40, horizon, low, high)
+        panel = Panel(index * width + 56, 28, (index + 1) * width - 16, height - 40, horizon, low, high)
         draw.rectangle([panel.x0, panel.y0, panel.x1, panel.y1], outline="black")
         title = f"{task}: mean best score (before round trip) vs wall-clock seconds"
         draw.text((panel.x0, 8), title, fill="black", font=font)

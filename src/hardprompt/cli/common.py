@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import HardpromptError
 from ..io import write_json
-from ..models.loading import DTYPES
+from ..models.resolve import DTYPES
 from ..optim.pez import OPTIMIZERS, PEZConfig
 from ..optim.registry import DEFAULT_METHOD, METHODS, MethodConfig, build_config
 from ..optim.result import Result
@@ -26,17 +26,43 @@ def comma_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def add_model_options(parser: argparse.ArgumentParser, default_model: str) -> None:
-    parser.add_argument("--model", default=default_model, help=f"alias, hub id or local directory ({default_model})")
+def weight_list(value: str) -> list[float]:
+    """Parse '1, 0.5' into [1.0, 0.5]."""
+    try:
+        return [float(item) for item in comma_list(value)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {value!r}") from None
+
+
+def add_model_options(parser: argparse.ArgumentParser, default_model: str, several: bool = False) -> None:
+    """--model and --device; with `several`, --model repeats (one prompt for all) and --model-weights weighs them."""
+    names = "alias, hub id, open_clip:ARCH/PRETRAINED or local directory"
+    if several:
+        parser.add_argument(
+            "--model",
+            action="append",
+            default=None,
+            help=f"{names} ({default_model}); repeat it, or give sdxl, to learn one prompt for several text encoders",
+        )
+        parser.add_argument("--model-weights", type=weight_list, default=None, help="one weight per model (1,1,...)")
+        parser.set_defaults(default_model=default_model)
+    else:
+        parser.add_argument("--model", default=default_model, help=f"{names} ({default_model})")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+
+
+def chosen_models(args: argparse.Namespace) -> list[str]:
+    """The --model values of a subcommand that takes several (the default when none is given)."""
+    return args.model or [args.default_model]
 
 
 def add_dtype_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dtype",
-        default="float32",
+        default="auto",
         choices=list(DTYPES),
-        help="precision of the model's weights (float32); bfloat16 is faster on recent CPUs and GPUs",
+        help="precision of the model's weights (auto: float16 on a GPU, float32 on the CPU); bfloat16 is "
+        "faster on recent CPUs",
     )
 
 

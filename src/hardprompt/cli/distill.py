@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..apps.common import as_encoder
+from ..apps.common import is_image_input, load_encoders
 from ..apps.distill import DEFAULT_TEXT_MODEL, distill
 from ..errors import HardpromptError
 from ..io import read_lines, write_jsonl
@@ -15,6 +15,7 @@ from .common import (
     add_optimizer_options,
     add_output_options,
     add_vocabulary_options,
+    chosen_models,
     optimizer_config,
     report,
     save,
@@ -25,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("distill", help="distill a long prompt into a few tokens")
     parser.add_argument("text", nargs="?", default=None, help="the prompt to distill")
     parser.add_argument("--file", default=None, help="prompts to distill, one per line (results as JSONL)")
-    add_model_options(parser, DEFAULT_TEXT_MODEL)
+    add_model_options(parser, DEFAULT_TEXT_MODEL, several=True)
     add_dtype_option(parser)
     add_optimizer_options(parser, prompt_len=8)
     parser.add_argument("--ratio", type=float, default=None, help="prompt length as a fraction of the original")
@@ -42,13 +43,15 @@ def run(args: argparse.Namespace) -> int:
     if not texts:
         raise HardpromptError(f"no prompts in {args.file}")
     config = optimizer_config(args)
-    encoder = as_encoder(args.model, args.device, args.dtype)
+    need_images = any(is_image_input(value) for value in args.negative)
+    encoders = load_encoders(chosen_models(args), args.device, args.dtype, need_images, args.model_weights)
     results = []
     for text in texts:
         result = distill(
             text,
-            model=encoder,
+            model=encoders,
             config=config,
+            model_weights=args.model_weights,
             ratio=args.ratio,
             negatives=args.negative,
             negative_weight=args.negative_weight,

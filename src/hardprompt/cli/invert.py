@@ -23,6 +23,7 @@ from .common import (
     add_output_options,
     add_ray_options,
     add_vocabulary_options,
+    chosen_models,
     optimizer_config,
     ray_options,
     report,
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("invert", help="learn a prompt for one or several images, or one per image")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="target image file(s); with --each also folders")
-    add_model_options(parser, DEFAULT_IMAGE_MODEL)
+    add_model_options(parser, DEFAULT_IMAGE_MODEL, several=True)
     add_dtype_option(parser)
     add_optimizer_options(parser)
     parser.add_argument("--batch-size", type=int, default=None, help="images per step (default: all)")
@@ -72,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
         raise HardpromptError("--ray needs --each")
     result = invert(
         args.images,
-        model=args.model,
+        model=chosen_models(args),
         config=optimizer_config(args, batch_size=args.batch_size),
+        model_weights=args.model_weights,
         negatives=args.negative,
         negative_weight=args.negative_weight,
         blocklist=args.blocklist,
@@ -102,6 +104,9 @@ def run_each(args: argparse.Namespace) -> int:
         raise HardpromptError("--batch-size picks targets per step of one prompt; with --each every image has its own")
     if args.sidecar is not None and (not args.sidecar.startswith(".") or "/" in args.sidecar or len(args.sidecar) < 2):
         raise HardpromptError(f"--sidecar takes a file extension such as .txt (got {args.sidecar!r})")
+    models = chosen_models(args)
+    if len(models) > 1 or args.model_weights is not None:
+        raise HardpromptError("--each learns its prompts with one --model")
     distributed = ray_options(args)
     images, not_images = find_images(args.images, recursive=args.recursive)
     config = optimizer_config(args)
@@ -117,12 +122,12 @@ def run_each(args: argparse.Namespace) -> int:
         "dtype": args.dtype,
     }
     if distributed is None:
-        runner = nullcontext(EachInversion(args.model, config, **options))
+        runner = nullcontext(EachInversion(models[0], config, **options))
     else:
         from ..distributed.invert_each import ray_inversion
 
         cluster = {**distributed, "note": stderr_note(args.quiet)}
-        runner = ray_inversion(args.model, config, cluster=cluster, **options)
+        runner = ray_inversion(models[0], config, cluster=cluster, **options)
     log = ResultLog(args.out) if args.out else None
     try:
         with terminate_as_interrupt(), runner as inversion:

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from ..errors import HardpromptError
-from ..models.loading import model_location, resolve_device
+from ..models.resolve import model_location, resolve_device
 
 DEFAULT_PIPELINE = "stabilityai/stable-diffusion-2-1-base"
 INSTALL_HINT = "image generation needs diffusers: pip install 'hardprompt[diffusion]' (or pip install diffusers)"

@@ -64,3 +64,10 @@ class TextEncoder(ABC):
     def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """Unit-norm features (len(images), feature_dim) of RGB images, without gradient."""
         raise HardpromptError(f"model {self.name} has no image encoder; use a CLIP model or 'shapes'")
+
+    def release_image_tower(self) -> None:
+        """Free the image tower (text features are unaffected); afterwards `supports_images` is False.
+
+        Text-only adapters have nothing to free.
+        """
+        return None

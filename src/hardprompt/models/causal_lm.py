@@ -16,7 +16,7 @@ import torch
 
 from ..errors import HardpromptError
 from .frozen import freeze
-from .loading import _not_available, model_location, resolve_device
+from .resolve import model_location, not_available, resolve_device
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -156,5 +156,5 @@ def load_causal_lm(name: str, device: str = "auto", gguf_file: str | None = None
     except (OSError, ValueError, KeyError, ImportError) as error:
         if isinstance(error, ValueError) and "Unrecognized configuration class" in str(error):
             raise HardpromptError(f"model {name!r} is not a causal language model") from None
-        raise _not_available(name, error) from None
+        raise not_available(name, error) from None
     return CausalLM(model, tokenizer, name=name, device=torch_device)

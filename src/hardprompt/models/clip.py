@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..errors import HardpromptError
 from .base import TextEncoder
 from .frozen import freeze
 
@@ -28,6 +30,9 @@ class CLIPEncoder(TextEncoder):
     CLIP's text transformer is causal and pools at the end-of-text token, so positions after it
     never matter: a prompt of n tokens is encoded as exactly n + 2 positions (BOS, prompt, EOS)
     instead of the 77 that the tokenizer pads to.
+
+    `model` is a `CLIPModel` (both towers) or a `CLIPTextModelWithProjection` (text only, as
+    `load_clip` gives when no image tower is asked for).
     """
 
     def __init__(self, model, tokenizer, image_processor, name: str, device: torch.device) -> None:
@@ -36,7 +41,7 @@ class CLIPEncoder(TextEncoder):
         self.image_processor = image_processor
         self.name = name
         self.device = device
-        text_config = model.config.text_config
+        text_config = getattr(model.config, "text_config", model.config)  # a CLIPModel, or its text tower alone
         self.bos_id = int(tokenizer.bos_token_id)
         self.eos_id = int(tokenizer.eos_token_id)
         self.context_len = int(text_config.max_position_embeddings)
@@ -67,9 +72,8 @@ class CLIPEncoder(TextEncoder):
         batch = self.tokenizer(
             list(texts), padding=True, truncation=True, max_length=self.context_len, return_tensors="pt"
         ).to(self.device)
-        features = self.model.get_text_features(**batch)
-        features = getattr(features, "pooler_output", features)
-        return F.normalize(features.float(), dim=-1)
+        pooled = self.model.text_model(**batch).pooler_output
+        return F.normalize(self.model.text_projection(pooled).float(), dim=-1)
 
     def tokenize(self, text: str) -> list[int]:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -77,14 +81,80 @@ class CLIPEncoder(TextEncoder):
 
     @property
     def supports_images(self) -> bool:
-        return self.image_processor is not None
+        return self.image_processor is not None and getattr(self.model, "vision_model", None) is not None
 
-    @torch.no_grad()
     def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        if self.image_processor is None:
+        if not self.supports_images:
             return super().encode_images(images)
-        pixels = self.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
-        pixels = pixels.to(self.device, self.model.dtype)
-        features = self.model.get_image_features(pixel_values=pixels)
-        features = getattr(features, "pooler_output", features)
-        return F.normalize(features.float(), dim=-1)
+        return image_features(self.model, self.image_processor, images, self.device)
+
+    def release_image_tower(self) -> None:
+        self.model.vision_model = self.model.visual_projection = None
+
+
+@torch.no_grad()
+def image_features(vision, image_processor, images: Sequence[Image.Image], device: torch.device) -> torch.Tensor:
+    """Unit-norm features of `images` under `vision` (a CLIPModel or a CLIPVisionModelWithProjection)."""
+    pixels = image_processor(images=list(images), return_tensors="pt")["pixel_values"]
+    pooled = vision.vision_model(pixel_values=pixels.to(device, vision.dtype)).pooler_output
+    return F.normalize(vision.visual_projection(pooled).float(), dim=-1)
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """A tower loaded from a whole CLIPModel checkpoint leaves the other tower's weights unused: no report on that."""
+    from transformers.utils import logging as transformers_logging
+
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+
+
+def _tower_config(location: str, tower: str):
+    """The text or vision config of the CLIP at `location`, with the projection size of the whole model."""
+    from transformers import CLIPConfig
+
+    config = CLIPConfig.from_pretrained(location)
+    tower_config = getattr(config, f"{tower}_config")
+    tower_config.projection_dim = config.projection_dim
+    return tower_config
+
+
+def _image_processor(location: str):
+    from transformers import CLIPImageProcessorPil
+
+    try:
+        return CLIPImageProcessorPil.from_pretrained(location)
+    except OSError:
+        return None
+
+
+def load_clip(location: str, tokenizer, name: str, device: torch.device, dtype: torch.dtype, image_tower: bool):
+    """The CLIP at `location` (hub id or folder); without `image_tower`, only its text tower's weights are read."""
+    from transformers import CLIPModel, CLIPTextModelWithProjection
+
+    if image_tower:
+        return CLIPEncoder(
+            CLIPModel.from_pretrained(location, dtype=dtype), tokenizer, _image_processor(location), name, device
+        )
+    with _quiet_transformers():
+        model = CLIPTextModelWithProjection.from_pretrained(
+            location, config=_tower_config(location, "text"), dtype=dtype
+        )
+    return CLIPEncoder(model, tokenizer, None, name=name, device=device)
+
+
+def clip_image_features(location: str, images: Sequence[Image.Image], device: torch.device, dtype: torch.dtype):
+    """Features of `images` under the CLIP at `location`, reading only its image tower's weights (freed on return)."""
+    from transformers import CLIPVisionModelWithProjection
+
+    processor = _image_processor(location)
+    if processor is None:
+        raise HardpromptError(f"the CLIP at {location} has no image processor (preprocessor_config.json)")
+    with _quiet_transformers():
+        config = _tower_config(location, "vision")
+        vision = CLIPVisionModelWithProjection.from_pretrained(location, config=config, dtype=dtype)
+    return image_features(freeze(vision, device), processor, images, device)

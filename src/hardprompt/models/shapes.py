@@ -16,6 +16,7 @@ from safetensors import safe_open
 
 from ..errors import HardpromptError
 from .frozen import freeze
+from .resolve import model_location
 from .sentence import SentenceEncoder
 
 #: Alias → weights file in hardprompt/assets/shapes.
@@ -31,15 +32,20 @@ class ShapesEncoder(SentenceEncoder):
 
     @property
     def supports_images(self) -> bool:
-        return True
+        return self.image_tower is not None
 
     @torch.no_grad()
     def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
         from ..shapes.towers import images_to_pixels
 
+        if not self.supports_images:
+            return super().encode_images(images)
         if not images:
             raise HardpromptError("there are no images to encode")
         return self.image_tower(images_to_pixels(images).to(self.device)).float()
+
+    def release_image_tower(self) -> None:
+        self.image_tower = None
 
 
 def load_image_tower(filename: str) -> tuple[torch.nn.Module, dict]:
@@ -62,8 +68,6 @@ def load_image_tower(filename: str) -> tuple[torch.nn.Module, dict]:
 def load_shapes_encoder(name: str, device: torch.device) -> ShapesEncoder:
     """The shapes model `name` (an alias in SHAPES_TOWERS) on `device`."""
     from transformers import AutoModel, AutoTokenizer
-
-    from .loading import model_location
 
     location = model_location("minilm")
     tower, _ = load_image_tower(SHAPES_TOWERS[name])

@@ -40,6 +40,33 @@ class Objective(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class TableBlock:
+    """Columns of an embedding table that belong to one encoder, and that encoder's weight."""
+
+    width: int
+    weight: float = 1.0
+
+
+@runtime_checkable
+class SupportsTableBlocks(Protocol):
+    """An objective whose embedding table is several encoders' tables side by side (vocab, d1 + d2 + ...).
+
+    A prompt row then spans every encoder; the nearest token of a row is the one with the highest
+    weighted sum of per-block cosines (`optim.pez.NearestTokenProjection`).
+    """
+
+    @property
+    def table_blocks(self) -> tuple[TableBlock, ...]:
+        """The blocks from left to right; their widths add up to the table's dim."""
+        ...
+
+
+def table_blocks(objective: Objective) -> tuple[TableBlock, ...]:
+    """The objective's table blocks; () for one plain table."""
+    return tuple(objective.table_blocks) if isinstance(objective, SupportsTableBlocks) else ()
+
+
 @runtime_checkable
 class SupportsFluency(Protocol):
     """An objective that can also say how fluent a prompt is (used by FluentPrompt when present)."""

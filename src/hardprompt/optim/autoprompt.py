@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ..errors import HardpromptError
-from ..objectives.base import Evaluation, Objective
+from ..objectives.base import Evaluation, Objective, table_blocks
 from ..vocab import Vocabulary
 from .pez import NearestTokenProjection, random_allowed_ids
 from .result import Result
@@ -105,7 +105,7 @@ def projected_descent(
     restarts = config.restarts
     passes_per_step = passes_per_step or restarts
     table = objective.embedding_table.detach()
-    project = NearestTokenProjection(table, vocab.allowed_ids)
+    project = NearestTokenProjection(table, vocab.allowed_ids, blocks=table_blocks(objective))
     current = random_allowed_ids(vocab.allowed_ids, (restarts, config.prompt_len), config.seed).to(table.device)
     tracker = make_tracker(vocab, config, method, [objective])
     try:

@@ -19,6 +19,7 @@ from ..vocab import Vocabulary
 from . import gcg, pez
 from .result import Result
 from .search import SearchConfig
+from .tracking import Progress, ProgressCallback, progress_callback, reporting_progress
 
 
 @dataclass
@@ -26,7 +27,7 @@ class HybridConfig(SearchConfig):
     """PEZ for the `explore` share of each budget, then GCG from its best string."""
 
     steps: int = 1000
-    explore: float = 0.5
+    explore: float = 0.75
     """Share of the budget (seconds, forward passes, steps) given to PEZ; the rest goes to GCG."""
     lr: float = 0.1
     weight_decay: float = 0.1
@@ -48,6 +49,30 @@ def _share(budget: float | None, fraction: float) -> float | None:
     return None if budget is None else budget * fraction
 
 
+def _continued(report: ProgressCallback | None, steps: int, before: Result | None = None) -> ProgressCallback | None:
+    """`report` as one search of `steps` steps: a second phase continues the first's steps, time and history."""
+    if report is None:
+        return None
+
+    def forward(progress: Progress) -> None:
+        if before is None:
+            report(replace(progress, steps=steps))
+            return
+        best = max(before.history[-1], progress.best_score)
+        report(
+            Progress(
+                step=before.steps + progress.step,
+                steps=steps,
+                seconds=before.seconds + progress.seconds,
+                best_score=best,
+                best_prompt=progress.best_prompt if progress.best_score >= before.history[-1] else before.prompt,
+                history=tuple(before.history) + tuple(max(before.history[-1], h) for h in progress.history),
+            )
+        )
+
+    return forward
+
+
 def run(objective: Objective, vocab: Vocabulary, config: HybridConfig | None = None) -> Result:
     """Optimize a hard prompt with PEZ, then GCG from PEZ's best; best by round-trip score."""
     config = config or HybridConfig()
@@ -61,40 +86,43 @@ def run(objective: Objective, vocab: Vocabulary, config: HybridConfig | None = N
         progress=config.progress,
         patience=config.patience,
     )
+    report = progress_callback()
     explore_passes = _share(config.max_forward_passes, config.explore)
-    explored = pez.run(
-        objective,
-        vocab,
-        pez.PEZConfig(
-            **common,
-            steps=max(1, round(config.steps * config.explore)),
-            lr=config.lr,
-            weight_decay=config.weight_decay,
-            restarts=config.restarts,
-            optimizer=config.optimizer,
-            max_seconds=_share(config.max_seconds, config.explore),
-            max_forward_passes=None if explore_passes is None else max(config.restarts, int(explore_passes)),
-        ),
-    )
+    with reporting_progress(_continued(report, config.steps)):
+        explored = pez.run(
+            objective,
+            vocab,
+            pez.PEZConfig(
+                **common,
+                steps=max(1, round(config.steps * config.explore)),
+                lr=config.lr,
+                weight_decay=config.weight_decay,
+                restarts=config.restarts,
+                optimizer=config.optimizer,
+                max_seconds=_share(config.max_seconds, config.explore),
+                max_forward_passes=None if explore_passes is None else max(config.restarts, int(explore_passes)),
+            ),
+        )
     result = explored
     passes_left = None if config.max_forward_passes is None else config.max_forward_passes - explored.forward_passes
     seconds_left = None if config.max_seconds is None else config.max_seconds - (time.perf_counter() - start)
     budget_left = (passes_left is None or passes_left > 1) and (seconds_left is None or seconds_left > 0)
     if not explored.interrupted and budget_left:
-        polished = gcg.run(
-            objective,
-            vocab,
-            gcg.GCGConfig(
-                **common,
-                steps=max(1, config.steps - explored.steps),
-                top_k=config.top_k,
-                search_width=config.search_width,
-                eval_batch_size=config.eval_batch_size,
-                max_seconds=seconds_left,
-                max_forward_passes=passes_left,
-                start_ids=tuple(explored.token_ids) or None,
-            ),
-        )
+        with reporting_progress(_continued(report, config.steps, explored)):
+            polished = gcg.run(
+                objective,
+                vocab,
+                gcg.GCGConfig(
+                    **common,
+                    steps=max(1, config.steps - explored.steps),
+                    top_k=config.top_k,
+                    search_width=config.search_width,
+                    eval_batch_size=config.eval_batch_size,
+                    max_seconds=seconds_left,
+                    max_forward_passes=passes_left,
+                    start_ids=tuple(explored.token_ids) or None,
+                ),
+            )
         best = polished if polished.score >= explored.score else explored
         offset = explored.seconds
         result = replace(

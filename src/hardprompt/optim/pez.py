@@ -11,7 +11,14 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import HardpromptError
-from ..objectives.base import BatchedObjective, Evaluation, Objective, SupportsCudaGraph
+from ..objectives.base import (
+    BatchedObjective,
+    Evaluation,
+    Objective,
+    SupportsCudaGraph,
+    TableBlock,
+    table_blocks,
+)
 from ..vocab import Vocabulary
 from .result import Result
 from .search import affordable, make_tracker, validate_common
@@ -62,6 +69,10 @@ class NearestTokenProjection:
     assumed); a row whose best re-scored token does not beat that bound is re-scanned in float32.
     Elsewhere (AVX2 CPUs, where bfloat16 products are slower than float32) the scan is float32.
     Either way the result is the float32 argmax.
+
+    A table of several encoders' tables side by side (`blocks`, from the objective) is projected
+    block-wise: each block of a row and of the table is normalized on its own, and the nearest token
+    is the one with the highest weighted sum of per-block cosines (a float32 scan, block by block).
     """
 
     def __init__(
@@ -70,20 +81,32 @@ class NearestTokenProjection:
         allowed_ids: torch.Tensor,
         shortlist: int = 64,
         bfloat16_scan: bool | None = None,
+        blocks: Sequence[TableBlock] = (),
     ) -> None:
-        """`bfloat16_scan`: force the bfloat16 shortlist scan on or off (default: where it is fast)."""
+        """`bfloat16_scan`: force the bfloat16 shortlist scan on or off (default: where it is fast).
+
+        `blocks`: the table's column blocks and their weights (several encoders); () for one table.
+        """
         self.allowed_ids = allowed_ids.to(embedding_table.device)
-        self.unit_table = F.normalize(embedding_table.detach()[self.allowed_ids].float(), dim=-1)
+        allowed_table = embedding_table.detach()[self.allowed_ids].float()
+        self.blocks: list[tuple[float, torch.Tensor]] = []
+        if len(blocks) > 1:
+            parts = allowed_table.split([block.width for block in blocks], dim=-1)
+            self.blocks = [(b.weight, F.normalize(p, dim=-1)) for b, p in zip(blocks, parts, strict=True)]
+            allowed_table = None
+        self.unit_table = None if allowed_table is None else F.normalize(allowed_table, dim=-1)
         self.shortlist = min(shortlist, len(self.allowed_ids))
         if bfloat16_scan is None:
             bfloat16_scan = fast_bfloat16(embedding_table.device)
-        self.coarse_table = self.unit_table.bfloat16() if bfloat16_scan else None
+        self.coarse_table = self.unit_table.bfloat16() if bfloat16_scan and self.unit_table is not None else None
         if self.coarse_table is not None:
             self.table_rounding = (self.unit_table - self.coarse_table.float()).norm(dim=-1).max().item()
 
     @torch.no_grad()
     def __call__(self, prompt_embeds: torch.Tensor) -> torch.Tensor:
         """Token ids (restarts, prompt_len) nearest to `prompt_embeds` (restarts, prompt_len, dim)."""
+        if self.blocks:
+            return self._nearest_by_blocks(prompt_embeds)
         queries = F.normalize(prompt_embeds.float(), dim=-1).reshape(-1, prompt_embeds.shape[-1])
         if self.coarse_table is None:
             nearest = (self.unit_table @ queries.T).argmax(dim=0)
@@ -103,6 +126,16 @@ class NearestTokenProjection:
         if uncertain.any():
             nearest[uncertain] = (queries[uncertain] @ self.unit_table.T).argmax(dim=-1)
         return self.allowed_ids[nearest].reshape(prompt_embeds.shape[:-1])
+
+    def _nearest_by_blocks(self, prompt_embeds: torch.Tensor) -> torch.Tensor:
+        """The token with the highest Σ weight · cos over blocks, one product per block (a zero weight adds zeros)."""
+        queries = prompt_embeds.float().reshape(-1, prompt_embeds.shape[-1])
+        parts = queries.split([unit_table.shape[1] for _, unit_table in self.blocks], dim=-1)
+        scores = None
+        for (weight, unit_table), part in zip(self.blocks, parts, strict=True):
+            block_scores = unit_table @ (weight * F.normalize(part, dim=-1)).T
+            scores = block_scores if scores is None else scores + block_scores
+        return self.allowed_ids[scores.argmax(dim=0)].reshape(prompt_embeds.shape[:-1])
 
 
 def fast_bfloat16(device: torch.device) -> bool:
@@ -197,7 +230,9 @@ class ProjectedGradientStep:
             and objective.fixed_shapes
         )
         exact_scan = False if self.graphed else None  # the shortlist's re-scan is data-dependent: not capturable
-        self.project = NearestTokenProjection(self.table, vocab.allowed_ids, bfloat16_scan=exact_scan)
+        self.project = NearestTokenProjection(
+            self.table, vocab.allowed_ids, bfloat16_scan=exact_scan, blocks=table_blocks(objective)
+        )
         seeds = [config.seed] if seeds is None else list(seeds)
         self.soft_prompts = [starting_prompt(self.table, vocab.allowed_ids, config, seed) for seed in seeds]
         if self.graphed:

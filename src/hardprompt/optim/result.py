@@ -18,6 +18,9 @@ class Result:
     With `hard` False (method `soft`), the result is NOT a hard prompt: `score` is that of the
     continuous prompt (an upper bound for hard prompts), and `prompt`/`token_ids` are its
     nearest-token decode, for reference only, whose round-trip score is `projected_score`.
+
+    With several text encoders (`MultiEncoderObjective`), `score` is their weighted mean and
+    `scores_by_model` each one's round-trip score; it is empty for one model.
     """
 
     prompt: str
@@ -35,6 +38,7 @@ class Result:
     hard: bool = True
     model: str = ""
     config: dict[str, Any] = field(default_factory=dict)
+    scores_by_model: dict[str, float] = field(default_factory=dict)
     readability: float | None = None
     """Share of the prompt's words found in an English word list (`hardprompt.words`); None without a list."""
     stopped_early: bool = False

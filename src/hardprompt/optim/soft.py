@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
-from ..objectives.base import Objective
+from ..objectives.base import Objective, table_blocks
 from ..vocab import Vocabulary
 from .pez import NearestTokenProjection, continuous_prompt, validate_optimizer
 from .result import Result
@@ -40,7 +40,7 @@ def run(objective: Objective, vocab: Vocabulary, config: SoftConfig | None = Non
     config.validate()
     torch.manual_seed(config.seed)
     table = objective.embedding_table.detach()
-    project = NearestTokenProjection(table, vocab.allowed_ids)
+    project = NearestTokenProjection(table, vocab.allowed_ids, blocks=table_blocks(objective))
     soft_prompt, optimizer = continuous_prompt(table, vocab.allowed_ids, config)
     tracker = make_tracker(vocab, config, "soft", [objective])
     best_soft_score = -float("inf")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -17,11 +20,49 @@ from .candidates import CandidatePool, acceptable_text, best_round_trip
 from .result import Result
 
 
+@dataclass(frozen=True)
+class Progress:
+    """A search after one step, as a progress callback sees it (with several problems, the first one's)."""
+
+    step: int
+    """Steps done."""
+    steps: int
+    """The step budget."""
+    seconds: float
+    best_score: float
+    """The best projected score so far."""
+    best_prompt: str
+    history: tuple[float, ...]
+    """The best projected score after each step."""
+
+
+ProgressCallback = Callable[[Progress], None]
+"""Called after every step. Raising KeyboardInterrupt stops the search, which keeps its best prompt (as Ctrl-C)."""
+
+_progress_callback: ContextVar[ProgressCallback | None] = ContextVar("hardprompt_progress_callback", default=None)
+
+
+def progress_callback() -> ProgressCallback | None:
+    """The callback that searches started here (this thread, this block) report to, if any."""
+    return _progress_callback.get()
+
+
+@contextmanager
+def reporting_progress(callback: ProgressCallback | None) -> Iterator[None]:
+    """Within the block (in this thread), every search calls `callback` after each step."""
+    token = _progress_callback.set(callback)
+    try:
+        yield
+    finally:
+        _progress_callback.reset(token)
+
+
 class SearchTracker:
     """Counts steps, seconds and forward passes within the budget, keeps the best prompts, builds the `Result`.
 
     A forward pass is one prompt row evaluated by the objective (a batch of 64 candidates is 64);
     optimizers report them with `count_forward_passes`. The search stops when any budget is spent.
+    A tracker made inside `reporting_progress(callback)` calls `callback` after each step.
 
     With several `objectives` the tracker serves a batched search over independent problems (one
     image each, say): every recorded batch holds the same number of rows per problem, problem-major,
@@ -79,6 +120,7 @@ class SearchTracker:
             total=steps, desc=description, disable=None if progress else True, dynamic_ncols=True, leave=False
         )
         self._shown_best = -float("inf")
+        self._on_progress = _progress_callback.get()
 
     @property
     def pool(self) -> CandidatePool:
@@ -113,7 +155,7 @@ class SearchTracker:
                 return
             if self.forward_passes_left == 0:
                 return
-            if self.patience is not None and step - max(self._improved_at) >= self.patience:
+            if self.patience is not None and step - max(self._improved_at) > self.patience:
                 self.stopped_early = True
                 return
             yield step
@@ -139,6 +181,9 @@ class SearchTracker:
                 self._bar.set_postfix_str(f"best={best:.4f} {self.vocab.decode(self.pool.best)[:60]!r}")
             else:
                 self._bar.set_postfix_str(f"mean best={best:.4f} over {len(self.pools)} problems")
+        if self._on_progress is not None:
+            prompt, history = self.vocab.decode(self.pool.best), tuple(self.history)
+            self._on_progress(Progress(self.steps_done, self.max_steps, self.seconds, history[-1], prompt, history))
 
     def _check_round_trip(self, index: int) -> None:
         """Score problem `index`'s best prompt as a string when it changed; note the step it improved at."""
