@@ -59,7 +59,7 @@ def test_two_workers_write_the_local_runs_prompts_though_one_is_killed(
         notes.append(text)
         if text.startswith("Ray worker ready") and sum("Ray worker ready" in n for n in notes) == 1:
             pid = int(text.split("pid ")[1].split()[0])
-            threading.Timer(0.3, os.kill, (pid, signal.SIGKILL)).start()
+            threading.Timer(0.1, os.kill, (pid, signal.SIGKILL)).start()
 
     monkeypatch.setattr(invert_cli, "stderr_note", lambda quiet: note)
     out = tmp_path / "ray.jsonl"
