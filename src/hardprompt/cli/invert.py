@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 
@@ -19,12 +21,18 @@ from .common import (
     add_negative_options,
     add_optimizer_options,
     add_output_options,
+    add_ray_options,
     add_vocabulary_options,
     chosen_models,
     optimizer_config,
+    ray_options,
     report,
     save,
+    stderr_note,
 )
+
+if TYPE_CHECKING:
+    from ..distributed.invert_each import RayEachInversion
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     each.add_argument("--sidecar", default=None, metavar="EXT", help="also write each prompt beside its image (.txt)")
     each.add_argument("--overwrite-sidecars", action="store_true", help="replace existing sidecar files")
+    add_ray_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -59,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     for name in ("recursive", "images_per_batch", "sidecar", "overwrite_sidecars"):
         if getattr(args, name):
             raise HardpromptError(f"--{name.replace('_', '-')} needs --each")
+    if ray_options(args) is not None:
+        raise HardpromptError("--ray needs --each")
     result = invert(
         args.images,
         model=chosen_models(args),
@@ -84,7 +95,10 @@ def sidecar_path(image: str | Path, extension: str) -> Path:
 
 
 def run_each(args: argparse.Namespace) -> int:
-    """One prompt per image: JSONL lines as batches finish, a bar over images, optional sidecars."""
+    """One prompt per image: JSONL lines as batches finish, a bar over images, optional sidecars.
+
+    Locally the batches run here; with --ray, on Ray workers, and this process writes the same output.
+    """
     if args.batch_size is not None:
         raise HardpromptError("--batch-size picks targets per step of one prompt; with --each every image has its own")
     if args.sidecar is not None and (not args.sidecar.startswith(".") or "/" in args.sidecar or len(args.sidecar) < 2):
@@ -92,34 +106,55 @@ def run_each(args: argparse.Namespace) -> int:
     models = chosen_models(args)
     if len(models) > 1 or args.model_weights is not None:
         raise HardpromptError("--each learns its prompts with one --model")
+    distributed = ray_options(args)
     images, not_images = find_images(args.images, recursive=args.recursive)
+    config = optimizer_config(args)
+    options = {
+        "images_per_batch": args.images_per_batch,
+        "negatives": args.negative,
+        "negative_weight": args.negative_weight,
+        "blocklist": args.blocklist,
+        "bank": args.bank,
+        "ascii_only": args.ascii_only,
+        "words_only": args.words_only,
+        "device": args.device,
+        "dtype": args.dtype,
+    }
+    if distributed is None:
+        runner = nullcontext(EachInversion(models[0], config, **options))
+    else:
+        from ..distributed.invert_each import ray_inversion
+
+        cluster = {**distributed, "note": stderr_note(args.quiet)}
+        runner = ray_inversion(models[0], config, cluster=cluster, **options)
     log = ResultLog(args.out) if args.out else None
-    inversion = EachInversion(
-        model=models[0],
-        config=optimizer_config(args),
-        images_per_batch=args.images_per_batch,
-        negatives=args.negative,
-        negative_weight=args.negative_weight,
-        blocklist=args.blocklist,
-        bank=args.bank,
-        ascii_only=args.ascii_only,
-        words_only=args.words_only,
-        device=args.device,
-        dtype=args.dtype,
-    )
+    try:
+        with runner as inversion:
+            return _write_each(args, inversion, images, not_images, log)
+    finally:
+        if log:
+            log.close()
+
+
+def _write_each(
+    args: argparse.Namespace,
+    inversion: EachInversion | RayEachInversion,
+    images: list[Path],
+    not_images: int,
+    log: ResultLog | None,
+) -> int:
+    """Plan the run, then write each image's line (and sidecar) as `inversion` returns it; the exit code."""
     plan = inversion.plan(images, done=log.done if log else ())
     sidecars = Sidecars(args.sidecar, args.overwrite_sidecars)
     if log:
         for record in log.records:
             if record["config"]["config_hash"] == inversion.config_hash:
                 sidecars.write(record["image"], record["prompt"])
-    notes = []
+    note = stderr_note(args.quiet)
     if not_images:
-        notes.append(f"skipped {not_images} files that are not images (by suffix)")
+        note(f"skipped {not_images} files that are not images (by suffix)")
     if plan.skipped:
-        notes.append(f"skipped {plan.skipped} images already done in {args.out}")
-    for note in notes if not args.quiet else ():
-        print(f"hardprompt: {note}", file=sys.stderr)
+        note(f"skipped {plan.skipped} images already done in {args.out}")
     done = failed = 0
     interrupted = False
     start = time.perf_counter()
@@ -140,10 +175,10 @@ def run_each(args: argparse.Namespace) -> int:
                 hours = (time.perf_counter() - start) / 3600
                 bar.set_postfix_str(f"{done / hours:,.0f} img/h {item.prompt[:40]!r}")
             bar.update(1)
+    except KeyboardInterrupt:  # outside a batch's optimization, or waiting for Ray workers
+        interrupted = True
     finally:
         bar.close()
-        if log:
-            log.close()
     seconds = time.perf_counter() - start
     if not args.quiet:
         stopped = " (interrupted)" if interrupted else ""

@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..apps.reproduce import PAPER_OPTIMIZER, reproduce
+from ..apps.reproduce import PAPER_OPTIMIZER, evaluate_here, reproduce
 from ..apps.score import DEFAULT_SCORER
 from ..generation import BUILT_IN_GENERATORS, DEFAULT_PIPELINE
 from .common import (
     add_model_options,
     add_optimizer_options,
+    add_ray_options,
     add_vocabulary_options,
     optimizer_config,
     output_folder,
+    ray_options,
+    stderr_note,
 )
 from .generate import add_generation_options, generation_config, quiet_diffusers
 
@@ -51,12 +54,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_optimizer_options(parser)  # per image
     add_vocabulary_options(parser)
     add_generation_options(parser, steps_flag="--gen-steps")
+    add_ray_options(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.generator not in BUILT_IN_GENERATORS:
         quiet_diffusers()
+    distributed = ray_options(args)
+    executor = evaluate_here
+    if distributed is not None:
+        from ..distributed.reproduce import ray_executor
+
+        executor = ray_executor({**distributed, "note": stderr_note(args.quiet)})
     summary = reproduce(
         args.source,
         args.out,
@@ -75,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         device=args.device,
         progress=not args.quiet,
+        executor=executor,
     )
     print(f"{args.out}/summary.md", flush=True)
     if not args.quiet:
