@@ -184,11 +184,13 @@ def test_a_stopped_run_resumes_and_every_image_is_done_exactly_once(tiny_clip_di
     folder = tmp_path / "set"
     paths = write_images(folder, 8)
     out = tmp_path / "prompts.jsonl"
-    argv = ["invert", "--each", folder, "--model", tiny_clip_dir, "--prompt-len", 4, "--steps", 200]
+    # each batch optimizes for 1.5 s whatever the machine's load, so the stop lands inside the second batch
+    argv = ["invert", "--each", folder, "--model", tiny_clip_dir, "--prompt-len", 4, "--steps", 10**6]
+    argv += ["--max-seconds", 1.5]
     argv += ["--images-per-batch", 2, "--out", out]
     process = _start(argv, tmp_path)
     _wait_for_lines(out, 2, process)
-    time.sleep(0.3)  # inside the second batch's 200 steps
+    time.sleep(0.6)  # inside the second batch's 1.5 s of steps
     process.send_signal(signal.SIGKILL if stop == "kill" else signal.SIGINT)
     _, err = process.communicate(timeout=60)
     stopped = lines(out)
