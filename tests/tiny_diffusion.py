@@ -8,12 +8,28 @@ import torch
 from tiny_models import write_clip_tokenizer_files
 
 
+def tiny_vae():
+    """A random 2-block VAE for 32×32 images, 4 latent channels (SD's layout)."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=(8, 16),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=32,
+    )
+
+
 def save_tiny_stable_diffusion(folder: Path, seed: int = 0) -> Path:
     """A random StableDiffusionPipeline (UNet, VAE, CLIP text encoder, DDIM) saved with save_pretrained.
 
     It makes 32×32 images by default (sample size 16 latents, one VAE downsampling).
     """
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     tokenizer_dir = folder / "tokenizer-files"
@@ -32,16 +48,7 @@ def save_tiny_stable_diffusion(folder: Path, seed: int = 0) -> Path:
         attention_head_dim=4,
         norm_num_groups=4,
     )
-    vae = AutoencoderKL(
-        block_out_channels=(8, 16),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        latent_channels=4,
-        norm_num_groups=4,
-        sample_size=32,
-    )
+    vae = tiny_vae()
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
             vocab_size=len(tokenizer),
@@ -82,7 +89,7 @@ def save_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
 
     Both text encoders read the real CLIP vocabulary, as SDXL's do; images are 32×32 by default.
     """
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers import DDIMScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     tokenizer_dir = folder / "tokenizer-files"
@@ -117,16 +124,7 @@ def save_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
         cross_attention_dim=64,  # the two encoders' hidden states side by side
         norm_num_groups=4,
     )
-    vae = AutoencoderKL(
-        block_out_channels=(8, 16),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        latent_channels=4,
-        norm_num_groups=4,
-        sample_size=32,
-    )
+    vae = tiny_vae()
     scheduler = DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
