@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from hardprompt.apps.generators import load_generator
 from hardprompt.cli import main
-from hardprompt.generation import GenerationConfig, load_generator
+from hardprompt.generation import GenerationConfig
 from hardprompt.shapes import Scene, SceneObject, caption, random_scene, render
 from hardprompt.shapes.evaluation import evaluation_scenes
 from hardprompt.shapes.generator import ObjectSketch, SceneSketch, ShapesGenerator, parse_prompt
@@ -108,7 +109,8 @@ def test_generation_is_deterministic_per_seed():
 def test_load_generator_does_not_import_diffusers():
     code = (
         "import sys; sys.modules['diffusers'] = None\n"
-        "from hardprompt.generation import GenerationConfig, load_generator\n"
+        "from hardprompt.apps.generators import load_generator\n"
+        "from hardprompt.generation import GenerationConfig\n"
         "generator = load_generator('shapes')\n"
         "print(generator.name, len(generator.generate('a blue heart', GenerationConfig(n=2))))\n"
     )

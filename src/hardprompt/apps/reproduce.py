@@ -21,7 +21,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..errors import HardpromptError
-from ..generation import GenerationConfig, TextToImage, contact_sheet, load_generator, stack_sheets
+from ..generation import GenerationConfig, TextToImage, contact_sheet, stack_sheets
 from ..io import atomic_save_image, atomic_write_text, image_files, load_image, read_lines, write_json
 from ..models import TextEncoder
 from ..optim.pez import PEZConfig, random_allowed_ids
@@ -29,6 +29,7 @@ from ..optim.registry import MethodConfig, method_of
 from ..vocab import Vocabulary
 from .bank import PhraseBank
 from .common import BankLike, as_encoder, bank_phrases, build_vocabulary, describe
+from .generators import load_generator
 from .invert import invert
 from .score import load_scorer, reference_score
 

@@ -5,14 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..generation import (
-    BUILT_IN_GENERATORS,
-    DEFAULT_PIPELINE,
-    GenerationConfig,
-    compose_prompt,
-    contact_sheet,
-    load_generator,
-)
+from ..apps.generators import BUILT_IN_GENERATORS, load_generator
+from ..generation import DEFAULT_PIPELINE, GenerationConfig, compose_prompt, contact_sheet
 from ..io import atomic_save_image, load_image, write_json
 from .common import finite_float, output_folder
 

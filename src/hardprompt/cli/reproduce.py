@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..apps.generators import BUILT_IN_GENERATORS
 from ..apps.reproduce import PAPER_OPTIMIZER, evaluate_here, reproduce
 from ..apps.score import DEFAULT_SCORER
-from ..generation import BUILT_IN_GENERATORS, DEFAULT_PIPELINE
+from ..generation import DEFAULT_PIPELINE
 from .common import (
     add_model_options,
     add_optimizer_options,

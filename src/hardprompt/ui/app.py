@@ -24,10 +24,11 @@ import pandas as pd
 
 from ..apps.common import Progress, as_encoder, bank_phrases
 from ..apps.distill import distill
+from ..apps.generators import load_generator
 from ..apps.invert import invert
 from ..apps.score import load_scorer, reference_score
 from ..errors import HardpromptError
-from ..generation import GenerationConfig, TextToImage, compose_prompt, load_generator
+from ..generation import GenerationConfig, TextToImage, compose_prompt
 from ..io import atomic_save_image, looks_like_image_path, write_json
 from ..models import TextEncoder
 from ..optim.registry import DEFAULT_METHOD, METHODS, MethodConfig, build_config, config_fields

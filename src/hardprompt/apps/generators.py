@@ -1,10 +1,12 @@
-"""One loader for text-to-image generators, used by `generate` and `reproduce`."""
+"""One loader for text-to-image generators (diffusers pipelines and the shapes world's), for `generate`,
+`reproduce` and the web app. It lives in apps/ because it composes `generation` and `shapes`, which
+therefore do not import each other both ways."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from .diffusion import ImageGenerator, TextToImage
+from ..generation import ImageGenerator, TextToImage
 
 
 def _shapes_generator() -> TextToImage:
