@@ -126,6 +126,11 @@ class Vocabulary:
             return False
         return all(i in self._allowed_set for i in self.encode(text))
 
+    def acceptable_text(self, token_ids: Sequence[int]) -> str:
+        """The string a user copies for `token_ids`, repaired (tokens dropped) where it breaks the rules."""
+        text = self.decode(token_ids)
+        return text if self.accepts(text) else self.decode(self.make_acceptable(token_ids))
+
     def make_acceptable(self, token_ids: Sequence[int]) -> list[int]:
         """Drop tokens, fewest first, until the decoded text is accepted (at worst: no tokens).
 

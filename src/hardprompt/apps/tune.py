@@ -98,10 +98,7 @@ def split_holdout(examples: Sequence[Example], seed: int) -> tuple[list[Example]
 
 
 def _round_trip(vocab: Vocabulary, token_ids: Sequence[int]) -> list[int]:
-    text = vocab.decode(token_ids)
-    if not vocab.accepts(text):
-        text = vocab.decode(vocab.make_acceptable(token_ids))
-    return vocab.encode(text)
+    return vocab.encode(vocab.acceptable_text(token_ids))
 
 
 def _tune_one_seed(

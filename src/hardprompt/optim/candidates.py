@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -64,7 +63,7 @@ def best_round_trip(pool: CandidatePool, objective: Objective, vocab: Vocabulary
     best: RoundTrip | None = None
     texts, rows, projected = [], [], []
     for token_ids, projected_score in pool.ranked():
-        text = acceptable_text(token_ids, vocab)
+        text = vocab.acceptable_text(token_ids)
         texts.append(text)
         rows.append(vocab.encode(text))
         projected.append(projected_score)
@@ -73,12 +72,6 @@ def best_round_trip(pool: CandidatePool, objective: Objective, vocab: Vocabulary
             best = RoundTrip(prompt=text, token_ids=ids, score=score, projected_score=projected_score)
     assert best is not None, "the candidate pool is empty"
     return best
-
-
-def acceptable_text(token_ids: Sequence[int], vocab: Vocabulary) -> str:
-    """The string a user copies for `token_ids`, repaired (tokens dropped) where it breaks the vocabulary rules."""
-    text = vocab.decode(token_ids)
-    return text if vocab.accepts(text) else vocab.decode(vocab.make_acceptable(token_ids))
 
 
 def score_rows(objective: Objective, rows: list[list[int]]) -> list[float]:

@@ -16,7 +16,7 @@ from ..errors import HardpromptError
 from ..objectives.base import Objective
 from ..vocab import Vocabulary
 from ..words import readability
-from .candidates import CandidatePool, acceptable_text, best_round_trip
+from .candidates import CandidatePool, best_round_trip
 from .result import Result
 
 
@@ -194,7 +194,7 @@ class SearchTracker:
         objective = self.objectives[index] if self.objectives else None
         if objective is None:
             raise HardpromptError("patience needs the tracker's objectives")
-        score = objective.score_token_ids(self.vocab.encode(acceptable_text(best, self.vocab)))
+        score = objective.score_token_ids(self.vocab.encode(self.vocab.acceptable_text(best)))
         self.count_forward_passes(1)
         if score > self._round_trip_best[index]:
             self._round_trip_best[index] = score
