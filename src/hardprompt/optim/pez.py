@@ -22,6 +22,7 @@ from ..objectives.base import (
 from ..vocab import Vocabulary
 from .result import Result
 from .search import affordable, make_tracker, validate_common
+from .tracking import SearchTracker
 
 
 @dataclass
@@ -308,16 +309,21 @@ def run(objective: Objective, vocab: Vocabulary, config: PEZConfig | None = None
     torch.manual_seed(config.seed)
     step = ProjectedGradientStep(objective, vocab, config)
     tracker = make_tracker(vocab, config, "pez", [objective])
+    _search(step, tracker, config.restarts)
+    return tracker.result(objective, asdict(config))
+
+
+def _search(step: ProjectedGradientStep, tracker: SearchTracker, rows: int) -> None:
+    """Step until a budget is spent; Ctrl-C marks the search interrupted (its best prompts are kept)."""
     try:
         for _ in tracker.steps():
-            if affordable(tracker, config.restarts) < config.restarts:
+            if affordable(tracker, rows) < rows:
                 break
             hard_ids, evaluation = step()
-            tracker.count_forward_passes(config.restarts)
+            tracker.count_forward_passes(rows)
             tracker.record(hard_ids, evaluation.score)
     except KeyboardInterrupt:
         tracker.interrupted = True
-    return tracker.result(objective, asdict(config))
 
 
 def run_each(objective: BatchedObjective, vocab: Vocabulary, config: PEZConfig, seeds: Sequence[int]) -> list[Result]:
@@ -335,17 +341,7 @@ def run_each(objective: BatchedObjective, vocab: Vocabulary, config: PEZConfig, 
     step = ProjectedGradientStep(objective, vocab, config, seeds)
     problems = [objective.problem(index) for index in range(objective.problems)]
     tracker = make_tracker(vocab, config, "pez", problems)
-    try:
-        for _ in tracker.steps():
-            if affordable(tracker, rows) < rows:
-                break
-            hard_ids, evaluation = step()
-            tracker.count_forward_passes(rows)
-            tracker.record(hard_ids, evaluation.score)
-    except KeyboardInterrupt:
-        if tracker.steps_done == 0:
-            raise
-        tracker.interrupted = True
+    _search(step, tracker, rows)
     return [
         replace(result, config={**result.config, "seed": seed})
         for result, seed in zip(tracker.results(problems, asdict(config)), seeds, strict=True)
