@@ -96,10 +96,18 @@ def atomic_save_image(path: str | Path, image: Image.Image) -> None:
 
 def image_files(folder: str | Path) -> list[Path]:
     """The image files directly inside `folder`, sorted by name."""
+    return folder_images(folder)[0]
+
+
+def folder_images(folder: str | Path, recursive: bool = False) -> tuple[list[Path], int]:
+    """The image files (by suffix) in `folder` (and below it if `recursive`), sorted by path, and the
+    number of other files there."""
     folder = Path(folder)
     if not folder.is_dir():
         raise HardpromptError(f"folder not found: {folder}")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = [p for p in sorted(folder.rglob("*") if recursive else folder.iterdir()) if p.is_file()]
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    return images, len(files) - len(images)
 
 
 def write_json(path: str | Path, record: dict[str, Any]) -> None:

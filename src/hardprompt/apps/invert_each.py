@@ -20,7 +20,7 @@ from typing import Any
 from PIL import Image
 
 from ..errors import HardpromptError
-from ..io import IMAGE_SUFFIXES, JsonlAppender, looks_like_image_path, read_jsonl, write_jsonl
+from ..io import JsonlAppender, folder_images, looks_like_image_path, read_jsonl, write_jsonl
 from ..objectives import PerTargetSimilarity
 from ..optim.pez import PEZConfig
 from ..optim.registry import MethodConfig, batches_problems, method_of, run_each_problem
@@ -64,11 +64,9 @@ def find_images(inputs: Sequence[str | Path], recursive: bool = False) -> tuple[
     for value in inputs:
         path = Path(value)
         if path.is_dir():
-            entries = sorted(path.rglob("*") if recursive else path.iterdir())
-            files = [entry for entry in entries if entry.is_file()]
-            images = [entry for entry in files if entry.suffix.lower() in IMAGE_SUFFIXES]
-            skipped += len(files) - len(images)
+            images, others = folder_images(path, recursive)
             found.extend(images)
+            skipped += others
         elif path.exists():
             found.append(path)
         else:
