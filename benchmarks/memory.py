@@ -11,8 +11,10 @@ its own peak resident set size (`ru_maxrss`) and the RSS after importing torch a
 
 - hardprompt: `hardprompt.invert(image, model=DIR or [DIR_L, DIR_G])`. A named model is read one
   tower at a time: the image tower alone encodes the image and is freed, then the text tower alone
-  loads. On the CPU, float32 text towers have their linear layers pre-packed for oneDNN (two more
-  copies of those weights, for speed); `--no-packing` runs show what that costs.
+  loads. The image tower is read block by block from the safetensors as it runs
+  (hardprompt.models.streaming). On the CPU, float32 text towers have their linear layers
+  pre-packed for oneDNN (two more copies of those weights, for speed); `--low-memory` runs
+  (`hardprompt.low_memory()`) leave them unpacked.
 - reference: the reference loop of benchmarks/pez_speed.py (77 padded positions, the table
   re-normalized every step, a second forward to score) on the whole CLIPModel in float32, its image
   tower kept, as the reference implementation holds it. For SDXL's pair the reference has no joint
@@ -49,12 +51,12 @@ CASES = {"vit-h-14": ["vit-h-14"], "sdxl": ["vit-l-14", "vit-bigg-14"]}
 RUNS = {  # name -> (side, dtype, packing); packing applies to float32 on the CPU only
     "reference float32": ("reference", "float32", False),
     "hardprompt float32": ("hardprompt", "float32", True),
-    "hardprompt float32 --no-packing": ("hardprompt", "float32", False),
+    "hardprompt float32 --low-memory": ("hardprompt", "float32", False),
     "hardprompt bfloat16": ("hardprompt", "bfloat16", False),
     "hardprompt float16": ("hardprompt", "float16", False),
 }
 DEFAULT_RUNS = {
-    "cpu": ["reference float32", "hardprompt float32", "hardprompt float32 --no-packing", "hardprompt bfloat16"],
+    "cpu": ["reference float32", "hardprompt float32", "hardprompt float32 --low-memory", "hardprompt bfloat16"],
     "cuda": ["reference float32", "hardprompt float32", "hardprompt float16"],
 }
 
@@ -106,17 +108,15 @@ def measure(side: str, folders: list[str], dtype: str, packing: bool, steps: int
     from PIL import Image
 
     import hardprompt
-    from hardprompt.models import frozen
 
-    if not packing:
-        frozen.packing_available = lambda: False  # freeze() then leaves nn.Linear as it is
     transformers.utils.logging.set_verbosity_error()
     imported = rss_kib()
     image = Image.effect_noise((224, 224), 64).convert("RGB")
     start = time.perf_counter()
     if side == "hardprompt":
         config = hardprompt.PEZConfig(prompt_len=16, steps=steps, progress=False)
-        result = hardprompt.invert([image], model=folders, config=config, device=device, dtype=dtype)
+        with hardprompt.low_memory(not packing):
+            result = hardprompt.invert([image], model=folders, config=config, device=device, dtype=dtype)
         score = result.score
     else:
         score = reference_run(folders[-1], image, steps, device)

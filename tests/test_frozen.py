@@ -64,3 +64,19 @@ def test_freeze_packs_on_cpu_and_copies_of_a_frozen_model_work(tiny_clip):
     torch.testing.assert_close(tiny_clip_copy.encode_token_ids(ids), features)
     model = freeze(_mlp(), torch.device("cpu"))
     assert not model.training and not any(p.requires_grad for p in model.parameters())
+
+
+def test_low_memory_leaves_linear_weights_unpacked_and_the_cli_takes_it(tiny_clip, tiny_clip_dir, tmp_path):
+    import hardprompt
+    from hardprompt.cli import main
+
+    with hardprompt.low_memory():
+        plain = freeze(_mlp(), torch.device("cpu"))
+        text_only = hardprompt.load_text_encoder(str(tiny_clip_dir), device="cpu", image_tower=False)
+    assert not any(isinstance(m, PackedLinear) for m in [*plain.modules(), *text_only.model.modules()])
+    assert any(isinstance(m, PackedLinear) for m in freeze(_mlp(), torch.device("cpu")).modules())
+    ids = tiny_clip.tokenize("a photo of a cat")
+    torch.testing.assert_close(text_only.encode_token_ids(ids), tiny_clip.encode_token_ids(ids))
+    out = tmp_path / "r.json"
+    argv = ["distill", "a red fox", "--model", str(tiny_clip_dir), "--prompt-len", "2", "--steps", "3"]
+    assert main([*argv, "--low-memory", "--out", str(out), "--quiet"]) == 0 and out.exists()

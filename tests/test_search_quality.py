@@ -2,14 +2,18 @@
 
 import pytest
 import torch
+from PIL import Image
 
 import hardprompt
-from hardprompt.apps.common import build_vocabulary
+from hardprompt.apps.common import build_vocabulary, similarity_objective
 from hardprompt.cli import main
 from hardprompt.errors import HardpromptError
 from hardprompt.objectives import FeatureSimilarity
+from hardprompt.objectives.base import target_token_ids
 from hardprompt.optim import HybridConfig, PEZConfig, build_config, pez
+from hardprompt.optim.hybrid import pick_target_tokens
 from hardprompt.optim.registry import METHODS
+from hardprompt.optim.search import SearchConfig
 from hardprompt.words import english_words, readability
 
 pytestmark = pytest.mark.skipif(english_words() is None, reason="no English word list (apt-get install wamerican)")
@@ -70,15 +74,71 @@ def test_hybrid_respects_bank_ascii_and_budgets(tiny_clip):
 
 
 def test_hybrid_is_deterministic_and_polishes_pez(tiny_clip):
-    def run(seed):
-        config = HybridConfig(prompt_len=4, steps=40, search_width=16, seed=seed, progress=False)
+    def run(seed, **options):
+        config = HybridConfig(prompt_len=4, steps=40, search_width=16, seed=seed, progress=False, **options)
         return hardprompt.distill(TEXT, model=tiny_clip, config=config)
 
     first, again, other = run(0), run(0), run(1)
     assert first.token_ids == again.token_ids and first.history == again.history
     assert first.history != other.history
-    explored = hardprompt.distill(TEXT, model=tiny_clip, config=PEZConfig(prompt_len=4, steps=20, progress=False))
-    assert first.score >= explored.score - 1e-6  # GCG starts from PEZ's best string and keeps the better
+    unpicked = run(0, pick=False)
+    explored = hardprompt.distill(TEXT, model=tiny_clip, config=PEZConfig(prompt_len=4, steps=30, progress=False))
+    assert unpicked.history[:30] == explored.history  # no pick: PEZ takes the default 0.75 of 40 steps
+    assert unpicked.score >= explored.score - 1e-6  # GCG starts from PEZ's best string and keeps the better
+
+
+def pick(encoder, text, prompt_len, **rules):
+    vocab = build_vocabulary(encoder, **rules)
+    objective = FeatureSimilarity(encoder, encoder.encode_texts([text]), target_token_ids=encoder.tokenize(text))
+    return objective, vocab, pick_target_tokens(objective, vocab, SearchConfig(prompt_len=prompt_len, progress=False))
+
+
+def is_in_order(part, whole):
+    rest = iter(whole)
+    return all(token in rest for token in part)
+
+
+def test_the_pick_grows_the_target_words_greedily_in_order(minilm):
+    text = "a highly detailed oil painting of an old stone lighthouse on a rocky cliff above a stormy sea"
+    objective, _, one = pick(minilm, text, 1)
+    words = minilm.tokenize(text)
+    singles = [objective.score_token_ids([token]) for token in words]
+    assert one.token_ids == [words[max(range(len(words)), key=singles.__getitem__)]]
+    _, _, eight = pick(minilm, text, 8)
+    assert len(eight.token_ids) == 8 and is_in_order(eight.token_ids, words)
+    assert eight.forward_passes == sum(len(words) - r for r in range(8)) + 1 + 1  # rounds, padded row, round trip
+    assert eight.score > 0.8 and eight.score > one.score
+
+
+def test_the_pick_keeps_the_vocabulary_rules_and_pads_a_short_text(minilm):
+    _, vocab, blocked = pick(minilm, "a red fox asleep in the snow", 4, blocklist=["fox"])
+    assert "fox" not in blocked.prompt and set(blocked.token_ids) <= set(vocab.allowed_ids.tolist())
+    _, _, short = pick(minilm, "red fox", 5)
+    assert len(short.token_ids) == 5 and short.token_ids[:2] == minilm.tokenize("red fox")
+
+
+def test_hybrid_starts_from_the_pick_on_text_targets(minilm):
+    text = "a cozy wooden cabin in a snowy pine forest at night, smoke rising from the chimney"
+    _, _, picked = pick(minilm, text, 6)
+    config = HybridConfig(prompt_len=6, steps=8, search_width=16, progress=False)
+    result = hardprompt.distill(text, model=minilm, config=config)
+    assert result.score >= picked.score - 1e-6
+    assert result.steps == 8 and len(result.history) == 8  # 1 pick step + 7 GCG steps, no PEZ after a pick
+    assert result.history[0] == pytest.approx(picked.projected_score)
+    limited = hardprompt.distill(
+        text, model=minilm, config=HybridConfig(prompt_len=6, steps=1000, max_forward_passes=40, progress=False)
+    )
+    assert limited.forward_passes <= 40 + 1 + limited.config["candidates"]  # + the phases' round-trip checks
+
+
+def test_an_image_target_has_no_words_to_pick(tiny_clip):
+    red_image = Image.new("RGB", (32, 32), (220, 30, 30))
+    objective, _ = similarity_objective(tiny_clip, images=[red_image])
+    assert target_token_ids(objective) == ()
+    config = HybridConfig(prompt_len=3, steps=8, search_width=8, progress=False)
+    explored = hardprompt.invert([red_image], model=tiny_clip, config=PEZConfig(prompt_len=3, steps=6, progress=False))
+    result = hardprompt.invert([red_image], model=tiny_clip, config=config)
+    assert result.history[:6] == explored.history  # PEZ first (0.75 of 8 steps), then GCG
 
 
 def test_hybrid_rejects_a_bad_split(tiny_clip):

@@ -35,3 +35,48 @@ def test_invert_by_name_keeps_only_text_towers_and_the_same_targets(tiny_clip_di
     torch.testing.assert_close(objective.targets, tiny_clip.encode_images(pictures[:2]))
     negatives = torch.cat([tiny_clip.encode_images(pictures[2:]), tiny_clip.encode_texts(["a blurry photo"])])
     torch.testing.assert_close(objective.negatives, negatives)
+
+
+def streamed(location):
+    from hardprompt.models.clip import _tower_config, streamed_vision_tower
+
+    return streamed_vision_tower(
+        str(location), _tower_config(str(location), "vision"), torch.device("cpu"), torch.float32
+    )
+
+
+def test_the_image_tower_runs_block_by_block_from_disk_and_keeps_no_block(tiny_clip_dir, tiny_clip, images):
+    from hardprompt.models.clip import image_features
+
+    pictures = [load_image(path) for path in images]
+    vision = streamed(tiny_clip_dir)
+    layers = vision.vision_model.encoder.layers
+    assert all(p.is_meta for p in layers.parameters()) and all(p.is_meta for p in vision.visual_projection.parameters())
+    seen = []
+    layers[0].register_forward_pre_hook(lambda module, _inputs: seen.append(next(module.parameters()).is_meta))
+    features = image_features(vision, tiny_clip.image_processor, pictures, torch.device("cpu"))
+    assert seen == [False]  # the block held real weights while it ran
+    assert all(p.is_meta for p in layers.parameters())  # and dropped them after
+    torch.testing.assert_close(features, tiny_clip.encode_images(pictures), rtol=0, atol=1e-6)
+    again = image_features(vision, tiny_clip.image_processor, pictures, torch.device("cpu"))
+    torch.testing.assert_close(again, features, rtol=0, atol=0)
+
+
+def test_a_sharded_checkpoint_streams_and_other_formats_load_whole(tiny_clip_dir, tiny_clip, images, tmp_path):
+    from transformers import CLIPModel
+
+    pictures = [load_image(path) for path in images]
+    model = CLIPModel.from_pretrained(tiny_clip_dir)
+    model.save_pretrained(tmp_path / "sharded", max_shard_size="20KB")
+    assert (tmp_path / "sharded" / "model.safetensors.index.json").is_file()
+    assert streamed(tmp_path / "sharded") is not None
+    (tmp_path / "bin").mkdir()
+    model.config.save_pretrained(tmp_path / "bin")
+    torch.save(model.state_dict(), tmp_path / "bin" / "pytorch_model.bin")
+    assert streamed(tmp_path / "bin") is None
+    for folder in ("sharded", "bin"):
+        for name in ("preprocessor_config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt"):
+            (tmp_path / folder / name).write_bytes((tiny_clip_dir / name).read_bytes())
+        torch.testing.assert_close(
+            encode_images_once(str(tmp_path / folder), pictures, device="cpu"), tiny_clip.encode_images(pictures)
+        )

@@ -3,6 +3,7 @@
 from .apps import distill, invert, invert_each, target_string
 from .errors import HardpromptError
 from .models import TextEncoder, load_text_encoder
+from .models.frozen import low_memory
 from .optim import PEZConfig, Result
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "invert",
     "invert_each",
     "load_text_encoder",
+    "low_memory",
     "target_string",
 ]
 __version__ = "0.1.0"

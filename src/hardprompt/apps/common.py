@@ -174,6 +174,7 @@ def similarity_objective(
                 negative_weight=negative_weight,
                 batch_size=batch_size,
                 seed=seed,
+                target_token_ids=[] if images else [i for text in texts for i in encoder.tokenize(text)],
             )
         )
         encoders.append(encoder)

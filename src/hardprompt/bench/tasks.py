@@ -111,7 +111,9 @@ def distill_instances(model: str, device: str, options: dict[str, Any]) -> list[
     vocab = build_vocabulary(text_encoder, words_only=bool(options.get("words_only")))
     instances = []
     for index, text in enumerate(read_lines(Path(path))):
-        objective = FeatureSimilarity(text_encoder, text_encoder.encode_texts([text]))
+        objective = FeatureSimilarity(
+            text_encoder, text_encoder.encode_texts([text]), target_token_ids=text_encoder.tokenize(text)
+        )
         length = int(options.get("prompt_len") or distilled_length(text_encoder.count_tokens(text), ratio))
         label = f"distill-{index}"
         instances.append(TaskInstance(label, text_encoder.name, objective, vocab, length, text_encoder.max_prompt_len))

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from ..errors import HardpromptError, HardpromptWarning
+from ..models.frozen import low_memory
 from . import bench, distill, evaluate_prompt, generate, invert, redteam, reproduce, score, screen, target, tune, ui
 
 SUBCOMMANDS = (invert, distill, target, generate, score, reproduce, bench, tune, evaluate_prompt, ui, redteam, screen)
@@ -98,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     _quiet_libraries()
-    with _sigterm_as_interrupt() as received, _one_line_warnings():
+    with _sigterm_as_interrupt() as received, _one_line_warnings(), low_memory(getattr(args, "low_memory", False)):
         try:
             code = args.handler(args)
         except HardpromptError as error:

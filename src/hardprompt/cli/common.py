@@ -130,6 +130,11 @@ def add_dtype_option(parser: argparse.ArgumentParser) -> None:
         help="precision of the model's weights (auto: float16 on a GPU, float32 on the CPU); bfloat16 is "
         "faster on recent CPUs",
     )
+    parser.add_argument(
+        "--low-memory",
+        action="store_true",
+        help="keep float32 linear weights unpacked on the CPU: two fewer copies of them, slower steps",
+    )
 
 
 def add_optimizer_options(parser: argparse.ArgumentParser, prompt_len: int = 16) -> None:

@@ -13,6 +13,7 @@ from PIL import Image
 from ..errors import HardpromptError
 from .base import TextEncoder
 from .frozen import freeze
+from .streaming import SafetensorsCheckpoint, load_eagerly, stream_blocks
 
 
 @lru_cache(maxsize=8)
@@ -156,5 +157,33 @@ def clip_image_features(location: str, images: Sequence[Image.Image], device: to
         raise HardpromptError(f"the CLIP at {location} has no image processor (preprocessor_config.json)")
     with _quiet_transformers():
         config = _tower_config(location, "vision")
-        vision = CLIPVisionModelWithProjection.from_pretrained(location, config=config, dtype=dtype)
-    return image_features(freeze(vision, device), processor, images, device)
+        vision = streamed_vision_tower(location, config, device, dtype)
+        if vision is None:
+            vision = freeze(CLIPVisionModelWithProjection.from_pretrained(location, config=config, dtype=dtype), device)
+    return image_features(vision, processor, images, device)
+
+
+def streamed_vision_tower(location: str, config, device: torch.device, dtype: torch.dtype):
+    """CLIP's image tower whose blocks are read from the safetensors at `location` as they run (see
+    models.streaming): the peak is one block. None unless `location` is a folder holding them all."""
+    from transformers import CLIPVisionModelWithProjection
+    from transformers.models.clip.modeling_clip import CLIPVisionEmbeddings
+
+    checkpoint = SafetensorsCheckpoint.find(location)
+    if checkpoint is None:
+        return None
+    with torch.device("meta"):
+        vision = CLIPVisionModelWithProjection(config)
+    if not checkpoint.has(vision.state_dict()):
+        return None
+    tower = vision.vision_model
+    tower.embeddings = CLIPVisionEmbeddings(config)  # built for real: it holds a position-id buffer
+    load_eagerly({"vision_model.embeddings": tower.embeddings}, checkpoint, device, dtype)
+    blocks = {
+        "vision_model.pre_layrnorm": tower.pre_layrnorm,
+        **{f"vision_model.encoder.layers.{index}": layer for index, layer in enumerate(tower.encoder.layers)},
+        "vision_model.post_layernorm": tower.post_layernorm,
+        "visual_projection": vision.visual_projection,
+    }
+    stream_blocks(blocks, checkpoint, device, dtype)
+    return vision.eval()

@@ -7,11 +7,15 @@ every `nn.Linear` of a model on the CPU for a `PackedLinear`, which packs its we
 oneDNN's blocked layout (and, when an input gradient is first asked for, the transposed weight
 too) and reuses it. Measured on a 2-core AVX2 CPU: an 18 x 512 by 512 x 2048 product takes 0.25 ms
 packed against 0.54 ms plain; the gain shrinks to about 1.1x at 1,000 rows. Results are float32
-products as before, summed in another order (differences of order 1e-6).
+products as before, summed in another order (differences of order 1e-6). The packed copies cost
+memory (two per linear weight); inside `low_memory()` models are left unpacked.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from functools import cache
 
 import torch
@@ -109,9 +113,24 @@ def pack_linear_layers(model: nn.Module) -> nn.Module:
     return model
 
 
+_low_memory: ContextVar[bool] = ContextVar("hardprompt_low_memory", default=False)
+
+
+@contextlib.contextmanager
+def low_memory(enabled: bool = True) -> Iterator[None]:
+    """Models frozen inside keep their linear weights unpacked (`freeze`): two fewer copies of every
+    linear weight of a float32 model on the CPU, for slower steps there. No effect on a GPU."""
+    token = _low_memory.set(enabled)
+    try:
+        yield
+    finally:
+        _low_memory.reset(token)
+
+
 def freeze(model: nn.Module, device: torch.device) -> nn.Module:
-    """`model` in evaluation mode, without weight gradients, on `device`; on the CPU with packed linears."""
+    """`model` in evaluation mode, without weight gradients, on `device`; on the CPU with packed linears
+    (unless inside `low_memory()`)."""
     model = model.eval().requires_grad_(False).to(device)
-    if device.type == "cpu" and packing_available():
+    if device.type == "cpu" and not _low_memory.get() and packing_available():
         pack_linear_layers(model)
     return model

@@ -86,6 +86,22 @@ class SupportsBatchScoring(Protocol):
 
 
 @runtime_checkable
+class SupportsTargetTokens(Protocol):
+    """An objective whose target is text: the target's own token ids, in order (distill's long prompt).
+
+    A search may start from a pick of them (the hybrid does); () when the target is not text.
+    """
+
+    @property
+    def target_token_ids(self) -> tuple[int, ...]: ...
+
+
+def target_token_ids(objective: Objective) -> tuple[int, ...]:
+    """The objective's target token ids; () for an objective whose target is not text."""
+    return tuple(objective.target_token_ids) if isinstance(objective, SupportsTargetTokens) else ()
+
+
+@runtime_checkable
 class SupportsCudaGraph(Protocol):
     """An objective that may say its evaluation has fixed shapes and no host round trips (graph-capturable).
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from ..errors import HardpromptError
-from .base import Evaluation, Objective, TableBlock
+from .base import Evaluation, Objective, TableBlock, target_token_ids
 
 
 def check_model_weights(weights: Sequence[float], models: int) -> None:
@@ -45,6 +45,11 @@ class MultiEncoderObjective:
     @property
     def embedding_table(self) -> torch.Tensor:
         return self._table
+
+    @property
+    def target_token_ids(self) -> tuple[int, ...]:
+        """The first encoder's target token ids (the encoders share one vocabulary)."""
+        return target_token_ids(self.objectives[0])
 
     @property
     def table_blocks(self) -> tuple[TableBlock, ...]:

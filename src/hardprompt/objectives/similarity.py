@@ -29,6 +29,7 @@ class FeatureSimilarity:
         negative_weight: float = 1.0,
         batch_size: int | None = None,
         seed: int = 0,
+        target_token_ids: Sequence[int] = (),
     ) -> None:
         if targets.ndim != 2 or len(targets) == 0:
             raise HardpromptError("there are no targets to match")
@@ -41,6 +42,8 @@ class FeatureSimilarity:
         self.batch_size = batch_size if batch_size and batch_size < len(targets) else None
         self._generator = torch.Generator().manual_seed(seed)
         self._minibatch: torch.Tensor | None = None
+        self.target_token_ids = tuple(target_token_ids)
+        """The target text's token ids when the targets are a text's features (see SupportsTargetTokens)."""
 
     @property
     def embedding_table(self) -> torch.Tensor:
