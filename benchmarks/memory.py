@@ -56,7 +56,13 @@ RUNS = {  # name -> (side, dtype, packing); packing applies to float32 on the CP
     "hardprompt float16": ("hardprompt", "float16", False),
 }
 DEFAULT_RUNS = {
-    "cpu": ["reference float32", "hardprompt float32", "hardprompt float32 --low-memory", "hardprompt bfloat16"],
+    "cpu": [
+        "reference float32",
+        "hardprompt float32",
+        "hardprompt float32 --low-memory",
+        "hardprompt bfloat16",
+        "hardprompt float16",
+    ],
     "cuda": ["reference float32", "hardprompt float32", "hardprompt float16"],
 }
 
@@ -119,7 +125,8 @@ def measure(side: str, folders: list[str], dtype: str, packing: bool, steps: int
             result = hardprompt.invert([image], model=folders, config=config, device=device, dtype=dtype)
         score = result.score
     else:
-        score = reference_run(folders[-1], image, steps, device)
+        with hardprompt.low_memory(not packing):  # the reference implementation packs nothing
+            score = reference_run(folders[-1], image, steps, device)
     gpu = {"peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20)} if device == "cuda" else {}
     return {
         **gpu,

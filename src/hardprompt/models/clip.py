@@ -142,10 +142,48 @@ def load_clip(location: str, tokenizer, name: str, device: torch.device, dtype: 
             CLIPModel.from_pretrained(location, dtype=dtype), tokenizer, _image_processor(location), name, device
         )
     with _quiet_transformers():
-        model = CLIPTextModelWithProjection.from_pretrained(
-            location, config=_tower_config(location, "text"), dtype=dtype
-        )
+        config = _tower_config(location, "text")
+        model = text_tower_from_blocks(location, config, device, dtype)
+        if model is None:
+            model = CLIPTextModelWithProjection.from_pretrained(location, config=config, dtype=dtype)
     return CLIPEncoder(model, tokenizer, None, name=name, device=device)
+
+
+def _on_meta(model_class, config):
+    """`model_class(config)` with every parameter and buffer on the meta device (no memory)."""
+    with torch.device("meta"):
+        return model_class(config)
+
+
+def _restore_position_ids(embeddings) -> None:
+    """CLIP's embeddings keep their position ids in a buffer that checkpoints leave out: rebuild it."""
+    count = embeddings.position_embedding.num_embeddings
+    device = embeddings.position_embedding.weight.device
+    embeddings.register_buffer("position_ids", torch.arange(count, device=device).expand((1, -1)), persistent=False)
+
+
+def text_tower_from_blocks(location: str, config, device: torch.device, dtype: torch.dtype):
+    """CLIP's text tower read from the safetensors at `location` one block at a time (each file mapped
+    only while its block is copied out), so loading peaks at the tower plus one block, also when
+    casting. None unless `location` is a folder holding all its weights."""
+    from transformers import CLIPTextModelWithProjection
+
+    checkpoint = SafetensorsCheckpoint.find(location)
+    if checkpoint is None:
+        return None
+    text = _on_meta(CLIPTextModelWithProjection, config)
+    if not checkpoint.has(text.state_dict()):
+        return None
+    tower = text.text_model
+    blocks = {
+        "text_model.embeddings": tower.embeddings,
+        **{f"text_model.encoder.layers.{index}": layer for index, layer in enumerate(tower.encoder.layers)},
+        "text_model.final_layer_norm": tower.final_layer_norm,
+        "text_projection": text.text_projection,
+    }
+    load_eagerly(blocks, checkpoint, device, dtype)
+    _restore_position_ids(tower.embeddings)
+    return text
 
 
 def clip_image_features(location: str, images: Sequence[Image.Image], device: torch.device, dtype: torch.dtype):
@@ -167,18 +205,16 @@ def streamed_vision_tower(location: str, config, device: torch.device, dtype: to
     """CLIP's image tower whose blocks are read from the safetensors at `location` as they run (see
     models.streaming): the peak is one block. None unless `location` is a folder holding them all."""
     from transformers import CLIPVisionModelWithProjection
-    from transformers.models.clip.modeling_clip import CLIPVisionEmbeddings
 
     checkpoint = SafetensorsCheckpoint.find(location)
     if checkpoint is None:
         return None
-    with torch.device("meta"):
-        vision = CLIPVisionModelWithProjection(config)
+    vision = _on_meta(CLIPVisionModelWithProjection, config)
     if not checkpoint.has(vision.state_dict()):
         return None
     tower = vision.vision_model
-    tower.embeddings = CLIPVisionEmbeddings(config)  # built for real: it holds a position-id buffer
     load_eagerly({"vision_model.embeddings": tower.embeddings}, checkpoint, device, dtype)
+    _restore_position_ids(tower.embeddings)
     blocks = {
         "vision_model.pre_layrnorm": tower.pre_layrnorm,
         **{f"vision_model.encoder.layers.{index}": layer for index, layer in enumerate(tower.encoder.layers)},
