@@ -15,49 +15,82 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from torch import nn
 
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"
 
 
+DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+"""The safetensors dtypes a checkpoint may use here."""
+
+
+def read_header(file: Path) -> dict[str, tuple[torch.dtype, list[int], int, int]]:
+    """{name: (dtype, shape, first byte, end byte)} of a safetensors file (its JSON header)."""
+    with open(file, "rb") as handle:
+        length = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(length))
+    start = 8 + length
+    entries = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = entry["data_offsets"]
+        entries[name] = (DTYPES[entry["dtype"]], list(entry["shape"]), start + begin, start + end)
+    return entries
+
+
 class SafetensorsCheckpoint:
-    """The tensors of a Hugging Face safetensors checkpoint folder (one file or shards), read by name."""
+    """The tensors of a Hugging Face safetensors checkpoint folder (one file or shards), read by name.
+
+    Tensors are read with plain file reads into memory of their own, not mapped: a tensor viewing a
+    mapped file keeps the mapping, and the pages the kernel maps around it, counted as resident.
+    """
 
     def __init__(self, folder: str | Path) -> None:
         folder = Path(folder)
         if (folder / INDEX).is_file():
-            weight_map = json.loads((folder / INDEX).read_text())["weight_map"]
-            self.files = {name: folder / file for name, file in weight_map.items()}
+            files = sorted({folder / file for file in json.loads((folder / INDEX).read_text())["weight_map"].values()})
         elif (folder / SINGLE).is_file():
-            with safe_open(folder / SINGLE, framework="pt") as handle:
-                self.files = {name: folder / SINGLE for name in handle.keys()}  # noqa: SIM118 (not a dict)
+            files = [folder / SINGLE]
         else:
             raise FileNotFoundError(f"no {SINGLE} or {INDEX} in {folder}")
+        self.entries = {name: (file, *entry) for file in files for name, entry in read_header(file).items()}
 
     @classmethod
     def find(cls, folder: str | Path) -> SafetensorsCheckpoint | None:
-        """The checkpoint in `folder`, or None when it is not a local folder of safetensors weights."""
+        """The checkpoint in `folder`, or None when it is not a local folder of safetensors weights we read."""
         try:
             return cls(folder)
-        except (FileNotFoundError, NotADirectoryError, OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError):
             return None
 
     def has(self, names: Iterable[str]) -> bool:
-        return all(name in self.files for name in names)
+        return all(name in self.entries for name in names)
 
     def read(self, names: Iterable[str], device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-        """The tensors `names`, floating ones cast to `dtype`, on `device`; each file is mapped only while read."""
-        by_file: dict[Path, list[str]] = {}
-        for name in names:
-            by_file.setdefault(self.files[name], []).append(name)
+        """The tensors `names`, floating ones cast to `dtype`, on `device`."""
         tensors = {}
-        for file, file_names in by_file.items():
-            with safe_open(file, framework="pt") as handle:
-                for name in file_names:
-                    tensor = handle.get_tensor(name)
-                    tensors[name] = tensor.to(device, dtype if tensor.is_floating_point() else tensor.dtype)
+        for name in names:
+            file, stored, shape, begin, end = self.entries[name]
+            raw = torch.empty(end - begin, dtype=torch.uint8)
+            with open(file, "rb") as handle:
+                handle.seek(begin)
+                if handle.readinto(raw.numpy()) != end - begin:
+                    raise OSError(f"{file} ends inside tensor {name}")
+            tensor = raw.view(stored).reshape(shape)
+            tensors[name] = tensor.to(device, dtype if tensor.is_floating_point() else tensor.dtype)
         return tensors
 
 
