@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from hardprompt.models import frozen
 from hardprompt.models.frozen import PackedLinear, freeze, pack_linear_layers, packing_available
 
 pytestmark = pytest.mark.skipif(not packing_available(), reason="this torch build has no oneDNN packed linears")
@@ -79,4 +80,9 @@ def test_low_memory_leaves_linear_weights_unpacked_and_the_cli_takes_it(tiny_cli
     torch.testing.assert_close(text_only.encode_token_ids(ids), tiny_clip.encode_token_ids(ids))
     out = tmp_path / "r.json"
     argv = ["distill", "a red fox", "--model", str(tiny_clip_dir), "--prompt-len", "2", "--steps", "3"]
-    assert main([*argv, "--low-memory", "--out", str(out), "--quiet"]) == 0 and out.exists()
+    packed = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(frozen, "pack_linear_layers", lambda model: packed.append(model) or model)
+        assert main([*argv, "--low-memory", "--out", str(out), "--quiet"]) == 0 and out.exists()
+        assert packed == []
+        assert main([*argv, "--out", str(out), "--quiet"]) == 0 and len(packed) == 1

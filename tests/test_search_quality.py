@@ -10,7 +10,7 @@ from hardprompt.cli import main
 from hardprompt.errors import HardpromptError
 from hardprompt.objectives import FeatureSimilarity
 from hardprompt.objectives.base import target_token_ids
-from hardprompt.optim import HybridConfig, PEZConfig, build_config, pez
+from hardprompt.optim import HybridConfig, PEZConfig, build_config, hybrid, pez
 from hardprompt.optim.hybrid import pick_target_tokens
 from hardprompt.optim.registry import METHODS
 from hardprompt.optim.search import SearchConfig
@@ -99,9 +99,10 @@ def is_in_order(part, whole):
 
 
 def test_the_pick_grows_the_target_words_greedily_in_order(minilm):
-    text = "a highly detailed oil painting of an old stone lighthouse on a rocky cliff above a stormy sea"
+    text = "highly detailed oil painting of an old stone lighthouse on a rocky cliff above stormy seas"
     objective, _, one = pick(minilm, text, 1)
     words = minilm.tokenize(text)
+    assert len(set(words)) == len(words)  # no repeated token: every option of a round is distinct
     singles = [objective.score_token_ids([token]) for token in words]
     assert one.token_ids == [words[max(range(len(words)), key=singles.__getitem__)]]
     _, _, eight = pick(minilm, text, 8)
@@ -113,6 +114,11 @@ def test_the_pick_grows_the_target_words_greedily_in_order(minilm):
 def test_the_pick_keeps_the_vocabulary_rules_and_pads_a_short_text(minilm):
     _, vocab, blocked = pick(minilm, "a red fox asleep in the snow", 4, blocklist=["fox"])
     assert "fox" not in blocked.prompt and set(blocked.token_ids) <= set(vocab.allowed_ids.tolist())
+    objective, _, repeated = pick(minilm, "red red red fox", 2)  # options spelling one prompt are scored once
+    red, fox = minilm.tokenize("red fox")
+    fox_first = objective.score_token_ids([fox]) > objective.score_token_ids([red])
+    # round 1: "red", "fox"; round 2 after "fox": "red fox" (3 ways); after "red": "red red", "red fox"
+    assert repeated.forward_passes == 2 + (1 if fox_first else 2) + 1 + 1  # + padded row + round trip
     _, _, short = pick(minilm, "red fox", 5)
     assert len(short.token_ids) == 5 and short.token_ids[:2] == minilm.tokenize("red fox")
 
@@ -142,8 +148,44 @@ def test_an_image_target_has_no_words_to_pick(tiny_clip):
 
 
 def test_hybrid_rejects_a_bad_split(tiny_clip):
-    with pytest.raises(HardpromptError, match="explore"):
-        HybridConfig(explore=1.0).validate()
+    for explore in (1.0, -0.1):
+        with pytest.raises(HardpromptError, match="explore"):
+            HybridConfig(explore=explore).validate()
+    HybridConfig(explore=0.0).validate()  # GCG only (after a pick, or from random tokens)
+
+
+class InterruptedAt:
+    """An objective that raises KeyboardInterrupt (a Ctrl-C) at its `at`-th evaluation."""
+
+    def __init__(self, inner, at):
+        self.inner, self.at, self.calls = inner, at, 0
+        self.embedding_table = inner.embedding_table
+        self.target_token_ids = inner.target_token_ids
+
+    def new_step(self):
+        self.inner.new_step()
+
+    def evaluate(self, prompt_embeds):
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return self.inner.evaluate(prompt_embeds)
+
+    def score_token_ids(self, token_ids):
+        return self.inner.score_token_ids(token_ids)
+
+
+def test_hybrid_keeps_the_pick_when_interrupted_before_gcg_records_and_keeps_the_step_budget(minilm):
+    text = "red fox cabin"
+    objective, vocab, picked = pick(minilm, text, 2)
+    config = HybridConfig(prompt_len=2, steps=50, search_width=8, progress=False)
+    # the pick evaluates 3 times (2 rounds, the padded prompt); the 4th call is GCG's first step
+    result = hybrid.run(InterruptedAt(objective, at=4), vocab, config)
+    assert result.interrupted and result.method == "hybrid" and result.token_ids == picked.token_ids
+    for steps in (1, 2, 3):
+        for options in ({}, {"pick": False}):
+            budgeted = hybrid.run(objective, vocab, HybridConfig(prompt_len=2, steps=steps, progress=False, **options))
+            assert budgeted.steps == steps == len(budgeted.history), (steps, options)
 
 
 class Converged:

@@ -1,6 +1,8 @@
 """Memory: a model named by the user is read one tower at a time (image features first, then the text tower)."""
 
+import pytest
 import torch
+from transformers import CLIPImageProcessorPil
 
 from hardprompt import load_text_encoder
 from hardprompt.apps.common import similarity_objective
@@ -80,3 +82,28 @@ def test_a_sharded_checkpoint_streams_and_other_formats_load_whole(tiny_clip_dir
         torch.testing.assert_close(
             encode_images_once(str(tmp_path / folder), pictures, device="cpu"), tiny_clip.encode_images(pictures)
         )
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_towers_read_block_by_block_cast_as_transformers_casts(tiny_clip_dir, images, dtype):
+    from transformers import CLIPTextModelWithProjection, CLIPVisionModelWithProjection
+
+    from hardprompt.models.clip import _tower_config, image_features, streamed_vision_tower, text_tower_from_blocks
+
+    location, cpu = str(tiny_clip_dir), torch.device("cpu")
+    text_config = _tower_config(location, "text")
+    ours = text_tower_from_blocks(location, text_config, cpu, dtype)
+    theirs = CLIPTextModelWithProjection.from_pretrained(location, config=text_config, dtype=dtype)
+    assert {p.dtype for p in ours.parameters()} == {dtype}
+    for (name, mine), (_, reference) in zip(ours.state_dict().items(), theirs.state_dict().items(), strict=True):
+        torch.testing.assert_close(mine, reference, rtol=0, atol=0, msg=name)
+    ids = torch.tensor([[49406, 320, 1929, 49407]])
+    torch.testing.assert_close(ours.eval()(ids).text_embeds, theirs.eval()(ids).text_embeds, rtol=0, atol=0)
+    vision_config = _tower_config(location, "vision")
+    processor = CLIPImageProcessorPil.from_pretrained(location)
+    pictures = [load_image(path) for path in images]
+    whole = CLIPVisionModelWithProjection.from_pretrained(location, config=vision_config, dtype=dtype).eval()
+    streamed_features = image_features(
+        streamed_vision_tower(location, vision_config, cpu, dtype), processor, pictures, cpu
+    )
+    torch.testing.assert_close(streamed_features, image_features(whole, processor, pictures, cpu), rtol=0, atol=0)

@@ -174,13 +174,18 @@ def similarity_objective(
                 negative_weight=negative_weight,
                 batch_size=batch_size,
                 seed=seed,
-                target_token_ids=[] if images else [i for text in texts for i in encoder.tokenize(text)],
+                target_token_ids=[] if images else [i for text in texts for i in readable_tokens(encoder, text)],
             )
         )
         encoders.append(encoder)
     if len(objectives) == 1:
         return objectives[0], encoders
     return MultiEncoderObjective([encoder.name for encoder in encoders], objectives, weights), encoders
+
+
+def readable_tokens(encoder: TextEncoder, text: str) -> list[int]:
+    """The token ids of `text` that `encoder` reads: those within its context (the rest it truncates)."""
+    return encoder.tokenize(text)[: encoder.max_prompt_len]
 
 
 def encoders_label(encoders: Sequence[TextEncoder]) -> tuple[str, int]:

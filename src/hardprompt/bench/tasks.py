@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ..apps.common import build_vocabulary
+from ..apps.common import build_vocabulary, readable_tokens
 from ..apps.distill import distilled_length
 from ..apps.target import target_objective
 from ..errors import HardpromptError
@@ -112,7 +112,7 @@ def distill_instances(model: str, device: str, options: dict[str, Any]) -> list[
     instances = []
     for index, text in enumerate(read_lines(Path(path))):
         objective = FeatureSimilarity(
-            text_encoder, text_encoder.encode_texts([text]), target_token_ids=text_encoder.tokenize(text)
+            text_encoder, text_encoder.encode_texts([text]), target_token_ids=readable_tokens(text_encoder, text)
         )
         length = int(options.get("prompt_len") or distilled_length(text_encoder.count_tokens(text), ratio))
         label = f"distill-{index}"

@@ -5,15 +5,27 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torch import nn
 
 from ..errors import HardpromptError
 from .base import TextEncoder
 from .frozen import freeze
 from .streaming import SafetensorsCheckpoint, load_eagerly, stream_blocks
+
+if TYPE_CHECKING:
+    from transformers import (
+        CLIPTextConfig,
+        CLIPTextModelWithProjection,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+        PretrainedConfig,
+        PreTrainedModel,
+    )
 
 
 @lru_cache(maxsize=8)
@@ -149,22 +161,24 @@ def load_clip(location: str, tokenizer, name: str, device: torch.device, dtype: 
     return CLIPEncoder(model, tokenizer, None, name=name, device=device)
 
 
-def _on_meta(model_class, config):
+def _on_meta(model_class: type[PreTrainedModel], config: PretrainedConfig) -> PreTrainedModel:
     """`model_class(config)` with every parameter and buffer on the meta device (no memory)."""
     with torch.device("meta"):
         return model_class(config)
 
 
-def _restore_position_ids(embeddings) -> None:
+def _restore_position_ids(embeddings: nn.Module) -> None:
     """CLIP's embeddings keep their position ids in a buffer that checkpoints leave out: rebuild it."""
     count = embeddings.position_embedding.num_embeddings
     device = embeddings.position_embedding.weight.device
     embeddings.register_buffer("position_ids", torch.arange(count, device=device).expand((1, -1)), persistent=False)
 
 
-def text_tower_from_blocks(location: str, config, device: torch.device, dtype: torch.dtype):
-    """CLIP's text tower read from the safetensors at `location` one block at a time (each file mapped
-    only while its block is copied out), so loading peaks at the tower plus one block, also when
+def text_tower_from_blocks(
+    location: str, config: CLIPTextConfig, device: torch.device, dtype: torch.dtype
+) -> CLIPTextModelWithProjection | None:
+    """CLIP's text tower read from the safetensors at `location` one block at a time, each into memory
+    of its own (see models.streaming), so loading peaks at the tower plus one block, also when
     casting. None unless `location` is a folder holding all its weights."""
     from transformers import CLIPTextModelWithProjection
 
@@ -186,7 +200,9 @@ def text_tower_from_blocks(location: str, config, device: torch.device, dtype: t
     return text
 
 
-def clip_image_features(location: str, images: Sequence[Image.Image], device: torch.device, dtype: torch.dtype):
+def clip_image_features(
+    location: str, images: Sequence[Image.Image], device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
     """Features of `images` under the CLIP at `location`, reading only its image tower's weights (freed on return)."""
     from transformers import CLIPVisionModelWithProjection
 
@@ -201,7 +217,9 @@ def clip_image_features(location: str, images: Sequence[Image.Image], device: to
     return image_features(vision, processor, images, device)
 
 
-def streamed_vision_tower(location: str, config, device: torch.device, dtype: torch.dtype):
+def streamed_vision_tower(
+    location: str, config: CLIPVisionConfig, device: torch.device, dtype: torch.dtype
+) -> CLIPVisionModelWithProjection | None:
     """CLIP's image tower whose blocks are read from the safetensors at `location` as they run (see
     models.streaming): the peak is one block. None unless `location` is a folder holding them all."""
     from transformers import CLIPVisionModelWithProjection

@@ -119,7 +119,10 @@ _low_memory: ContextVar[bool] = ContextVar("hardprompt_low_memory", default=Fals
 @contextlib.contextmanager
 def low_memory(enabled: bool = True) -> Iterator[None]:
     """Models frozen inside keep their linear weights unpacked (`freeze`): two fewer copies of every
-    linear weight of a float32 model on the CPU, for slower steps there. No effect on a GPU."""
+    linear weight of a float32 model on the CPU, for slower steps there. No effect on a GPU.
+
+    A context variable: it holds in this thread (and tasks it starts), not in threads started
+    inside it, so enter it where the models load."""
     token = _low_memory.set(enabled)
     try:
         yield

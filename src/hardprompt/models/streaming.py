@@ -77,6 +77,7 @@ class SafetensorsCheckpoint:
             return None
 
     def has(self, names: Iterable[str]) -> bool:
+        """Whether the checkpoint holds every tensor of `names`."""
         return all(name in self.entries for name in names)
 
     def read(self, names: Iterable[str], device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:

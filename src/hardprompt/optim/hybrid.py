@@ -32,7 +32,8 @@ from .search import SearchConfig, evaluate_ids, make_tracker
 from .tracking import Progress, ProgressCallback, progress_callback, reporting_progress
 
 DEFAULT_EXPLORE = 0.75
-"""PEZ's share without a pick, chosen on distill (0.842 at 0.25 and 0.5, 0.863 at 0.75; 3 prompts, 20 s)."""
+"""PEZ's share without a pick (image targets). Chosen on distill before the pick existed (0.842 at 0.25
+and 0.5, 0.863 at 0.75; 3 prompts, 20 s); on shapes-world images 0.25 and 0.5 did no better."""
 
 
 @dataclass
@@ -64,31 +65,46 @@ class HybridConfig(SearchConfig):
 def pick_target_tokens(objective: Objective, vocab: Vocabulary, config: SearchConfig) -> Result | None:
     """Phase 1: the best in-order pick of `prompt_len` of the target's allowed tokens, grown greedily.
 
-    Round r scores every way to add one more target token to the r already picked (order kept),
-    exactly and in one batch, and keeps the best. One tracker step; None when the target has no
-    allowed tokens. The budgets of `config` bound it: when they run out, the pick so far is padded.
+    Round r scores every distinct way to add one more target token to the r already picked (order
+    kept), exactly, `eval_batch_size` rows per call, and keeps the best. A pick shorter than
+    `prompt_len` (a short text, or a budget spent) is padded with random allowed tokens. One tracker
+    step. None when the target has no allowed tokens, or when the forward-pass budget cannot pay
+    for one round, the padded prompt and its round-trip check. `max_seconds` is checked before each
+    call; a round cut short by it is dropped.
     """
     allowed = set(vocab.allowed_ids.tolist())
     words = [token for token in target_token_ids(objective) if token in allowed]
-    if not words:
+    if not words or (config.max_forward_passes is not None and config.max_forward_passes < len(words) + 2):
         return None
     table = objective.embedding_table.detach()
     tracker = make_tracker(vocab, replace(config, steps=1, patience=None), "hybrid-pick", [objective])
+
+    def out_of_time() -> bool:
+        return config.max_seconds is not None and tracker.seconds >= config.max_seconds
+
     try:
         for _ in tracker.steps():
             objective.new_step()
             picked: list[int] = []
-            while len(picked) < min(config.prompt_len, len(words)):
-                if config.max_seconds is not None and tracker.seconds >= config.max_seconds:
-                    break
-                options = [sorted([*picked, position]) for position in range(len(words)) if position not in picked]
-                rows = torch.tensor([[words[position] for position in option] for option in options])
+            while len(picked) < min(config.prompt_len, len(words)) and not out_of_time():
+                options: dict[tuple[int, ...], list[int]] = {}
+                for position in range(len(words)):
+                    if position not in picked:
+                        option = sorted([*picked, position])
+                        options.setdefault(tuple(words[index] for index in option), option)
                 left = tracker.forward_passes_left
-                rows = rows if left is None else rows[: max(0, left - 1)]  # one pass stays for the padded prompt
-                if len(rows) == 0:
+                if left is not None and left - 2 < len(options):
+                    break  # a whole round or none; two passes stay for the padded prompt and its check
+                rows = torch.tensor(list(options))
+                losses = []
+                for start in range(0, len(rows), config.eval_batch_size):
+                    if out_of_time():
+                        break
+                    chunk = rows[start : start + config.eval_batch_size]
+                    losses.append(evaluate_ids(objective, table, chunk, tracker, config.eval_batch_size)[0])
+                if sum(len(part) for part in losses) < len(rows):
                     break
-                losses, _ = evaluate_ids(objective, table, rows, tracker, config.eval_batch_size)
-                picked = options[int(losses.argmin())]
+                picked = list(options.values())[int(torch.cat(losses).argmin())]
             chosen = torch.tensor([words[position] for position in picked], dtype=torch.long)
             padding = pez.random_allowed_ids(vocab.allowed_ids, (config.prompt_len - len(chosen),), config.seed)
             prompt = torch.cat([chosen, padding]).unsqueeze(0)
@@ -158,16 +174,20 @@ class _Budget:
             return None
         return int((self.config.max_forward_passes - (done.forward_passes if done else 0)) * share)
 
-    def steps(self, done: Result | None, share: float = 1.0) -> int:
-        return max(1, round((self.config.steps - (done.steps if done else 0)) * share))
+    def steps(self, done: Result | None) -> int:
+        return self.config.steps - (done.steps if done else 0)
 
     def left(self, done: Result | None) -> bool:
+        """Whether another phase can take a step."""
         seconds, passes = self.seconds(), self.passes(done)
-        return (seconds is None or seconds > 0) and (passes is None or passes > 1)
+        return self.steps(done) >= 1 and (seconds is None or seconds > 0) and (passes is None or passes > 1)
 
 
 def run(objective: Objective, vocab: Vocabulary, config: HybridConfig | None = None) -> Result:
-    """Optimize a hard prompt: pick from the target's words, PEZ, then GCG from the best; best by round trip."""
+    """Optimize a hard prompt: pick from the target's words, PEZ, then GCG from the best; best by round trip.
+
+    A Ctrl-C in a later phase keeps the earlier phases' best (the result says `interrupted`).
+    """
     config = config or HybridConfig()
     config.validate()
     budget = _Budget(config)
@@ -195,39 +215,46 @@ def run(objective: Objective, vocab: Vocabulary, config: HybridConfig | None = N
                 ),
             )
     explore = config.explore if config.explore is not None else (0.0 if result else DEFAULT_EXPLORE)
-    if explore > 0 and (result is None or (not result.interrupted and budget.left(result))):
-        passes = budget.passes(result, explore)
-        with reporting_progress(_continued(report, config.steps, result)):
-            explored = pez.run(
-                objective,
-                vocab,
-                pez.PEZConfig(
-                    **common,
-                    steps=budget.steps(result, explore),
-                    lr=config.lr,
-                    weight_decay=config.weight_decay,
-                    restarts=config.restarts,
-                    optimizer=config.optimizer,
-                    max_seconds=budget.seconds(explore),
-                    max_forward_passes=None if passes is None else max(config.restarts, passes),
-                ),
-            )
-        result = _joined(result, explored, budget.start)
-    if result is None or (not result.interrupted and budget.left(result)):
-        with reporting_progress(_continued(report, config.steps, result)):
-            polished = gcg.run(
-                objective,
-                vocab,
-                gcg.GCGConfig(
-                    **common,
-                    steps=budget.steps(result),
-                    top_k=config.top_k,
-                    search_width=config.search_width,
-                    eval_batch_size=config.eval_batch_size,
-                    max_seconds=budget.seconds(),
-                    max_forward_passes=budget.passes(result),
-                    start_ids=tuple(result.token_ids) if result else None,
-                ),
-            )
-        result = _joined(result, polished, budget.start)
+    steps_left = budget.steps(result)
+    explore_steps = min(round(steps_left * explore), max(1, steps_left - 1))  # GCG keeps a step if any
+    try:
+        if explore_steps > 0 and (result is None or (not result.interrupted and budget.left(result))):
+            passes = budget.passes(result, explore)
+            with reporting_progress(_continued(report, config.steps, result)):
+                explored = pez.run(
+                    objective,
+                    vocab,
+                    pez.PEZConfig(
+                        **common,
+                        steps=explore_steps,
+                        lr=config.lr,
+                        weight_decay=config.weight_decay,
+                        restarts=config.restarts,
+                        optimizer=config.optimizer,
+                        max_seconds=budget.seconds(explore),
+                        max_forward_passes=None if passes is None else max(config.restarts, passes),
+                    ),
+                )
+            result = _joined(result, explored, budget.start)
+        if result is None or (not result.interrupted and budget.left(result)):
+            with reporting_progress(_continued(report, config.steps, result)):
+                polished = gcg.run(
+                    objective,
+                    vocab,
+                    gcg.GCGConfig(
+                        **common,
+                        steps=budget.steps(result),
+                        top_k=config.top_k,
+                        search_width=config.search_width,
+                        eval_batch_size=config.eval_batch_size,
+                        max_seconds=budget.seconds(),
+                        max_forward_passes=budget.passes(result),
+                        start_ids=tuple(result.token_ids) if result else None,
+                    ),
+                )
+            result = _joined(result, polished, budget.start)
+    except KeyboardInterrupt:
+        if result is None:
+            raise
+        result = replace(result, interrupted=True)
     return replace(result, method="hybrid", config=asdict(config))

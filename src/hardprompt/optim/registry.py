@@ -40,7 +40,12 @@ METHODS: dict[str, Method] = {
         Method("autoprompt-sgd", autoprompt.AutoPromptSGDConfig, autoprompt.run_sgd, "projected SGD, no state"),
         Method("fluentprompt", fluentprompt.FluentPromptConfig, fluentprompt.run, "projected Langevin + fluency"),
         Method("gcg", gcg.GCGConfig, gcg.run, "greedy coordinate gradient with retokenization filter"),
-        Method("hybrid", hybrid.HybridConfig, hybrid.run, "PEZ explores, then GCG polishes its best string"),
+        Method(
+            "hybrid",
+            hybrid.HybridConfig,
+            hybrid.run,
+            "picks from a text target's words (else PEZ explores), then GCG polishes",
+        ),
         Method("random", random_search.RandomSearchConfig, random_search.run, "random single-token swaps"),
         Method("soft", soft.SoftConfig, soft.run, "continuous prompt, never projected (upper bound)", hard=False),
     )
