@@ -161,10 +161,17 @@ def load_clip(location: str, tokenizer, name: str, device: torch.device, dtype: 
     return CLIPEncoder(model, tokenizer, None, name=name, device=device)
 
 
-def _on_meta(model_class: type[PreTrainedModel], config: PretrainedConfig) -> PreTrainedModel:
-    """`model_class(config)` with every parameter and buffer on the meta device (no memory)."""
+def _on_meta_with_checkpoint(
+    location: str, model_class: type[PreTrainedModel], config: PretrainedConfig
+) -> tuple[PreTrainedModel, SafetensorsCheckpoint] | None:
+    """`model_class(config)` with every parameter and buffer on the meta device (no memory), and the
+    safetensors checkpoint at `location` that holds all its weights; None without one."""
+    checkpoint = SafetensorsCheckpoint.find(location)
+    if checkpoint is None:
+        return None
     with torch.device("meta"):
-        return model_class(config)
+        model = model_class(config)
+    return (model, checkpoint) if checkpoint.has(model.state_dict()) else None
 
 
 def _restore_position_ids(embeddings: nn.Module) -> None:
@@ -182,12 +189,10 @@ def text_tower_from_blocks(
     casting. None unless `location` is a folder holding all its weights."""
     from transformers import CLIPTextModelWithProjection
 
-    checkpoint = SafetensorsCheckpoint.find(location)
-    if checkpoint is None:
+    found = _on_meta_with_checkpoint(location, CLIPTextModelWithProjection, config)
+    if found is None:
         return None
-    text = _on_meta(CLIPTextModelWithProjection, config)
-    if not checkpoint.has(text.state_dict()):
-        return None
+    text, checkpoint = found
     tower = text.text_model
     blocks = {
         "text_model.embeddings": tower.embeddings,
@@ -224,12 +229,10 @@ def streamed_vision_tower(
     models.streaming): the peak is one block. None unless `location` is a folder holding them all."""
     from transformers import CLIPVisionModelWithProjection
 
-    checkpoint = SafetensorsCheckpoint.find(location)
-    if checkpoint is None:
+    found = _on_meta_with_checkpoint(location, CLIPVisionModelWithProjection, config)
+    if found is None:
         return None
-    vision = _on_meta(CLIPVisionModelWithProjection, config)
-    if not checkpoint.has(vision.state_dict()):
-        return None
+    vision, checkpoint = found
     tower = vision.vision_model
     load_eagerly({"vision_model.embeddings": tower.embeddings}, checkpoint, device, dtype)
     _restore_position_ids(tower.embeddings)
