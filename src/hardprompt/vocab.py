@@ -61,6 +61,10 @@ class Vocabulary:
             raise HardpromptError("the vocabulary rules (blocklist, bank, ascii-only) leave no token to use")
         self._allowed_set = set(self.allowed_ids.tolist())
 
+    def allows(self, token_id: int) -> bool:
+        """Whether the rules allow the token `token_id`."""
+        return token_id in self._allowed_set
+
     def _special_ids(self) -> set[int]:
         special = set(self.tokenizer.all_special_ids)
         added = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
@@ -124,7 +128,7 @@ class Vocabulary:
         """True when `text` has no blocked word and re-tokenizes into allowed tokens only."""
         if self.blocked_words_in(text):
             return False
-        return all(i in self._allowed_set for i in self.encode(text))
+        return all(self.allows(i) for i in self.encode(text))
 
     def acceptable_text(self, token_ids: Sequence[int]) -> str:
         """The string a user copies for `token_ids`, repaired (tokens dropped) where it breaks the rules."""
@@ -151,7 +155,7 @@ class Vocabulary:
 
         def problems(candidate: list[int]) -> int:
             text = self.decode(candidate)
-            outside = sum(i not in self._allowed_set for i in self.encode(text))
+            outside = sum(not self.allows(i) for i in self.encode(text))
             return len(self.blocked_words_in(text)) + outside
 
         options = [ids[:p] + ids[p + 1 :] for p in range(len(ids))]

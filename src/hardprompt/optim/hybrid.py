@@ -72,8 +72,7 @@ def pick_target_tokens(objective: Objective, vocab: Vocabulary, config: SearchCo
     for one round, the padded prompt and its round-trip check. `max_seconds` is checked before each
     call; a round cut short by it is dropped.
     """
-    allowed = set(vocab.allowed_ids.tolist())
-    words = [token for token in target_token_ids(objective) if token in allowed]
+    words = [token for token in target_token_ids(objective) if vocab.allows(token)]
     if not words or (config.max_forward_passes is not None and config.max_forward_passes < len(words) + 2):
         return None
     table = objective.embedding_table.detach()
