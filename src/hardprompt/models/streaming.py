@@ -94,6 +94,13 @@ class SafetensorsCheckpoint:
             tensors[name] = tensor.to(device, dtype if tensor.is_floating_point() else tensor.dtype)
         return tensors
 
+    def fill(self, block: nn.Module, prefix: str, device: torch.device, dtype: torch.dtype) -> None:
+        """Give `block` (meta or not) its weights: the tensors under `prefix` in the checkpoint, frozen."""
+        names = [f"{prefix}.{name}" for name in block.state_dict()]
+        tensors = self.read(names, device, dtype)
+        block.load_state_dict({name[len(prefix) + 1 :]: t for name, t in tensors.items()}, assign=True)
+        block.requires_grad_(False)
+
 
 def stream_blocks(
     blocks: dict[str, nn.Module],
@@ -105,12 +112,9 @@ def stream_blocks(
     its forward and drop them just after. Returns the hook handles."""
     handles = []
     for prefix, block in blocks.items():
-        names = [f"{prefix}.{name}" for name in block.state_dict()]
 
-        def load(module: nn.Module, _inputs, names=names, prefix=prefix) -> None:
-            tensors = checkpoint.read(names, device, dtype)
-            module.load_state_dict({name[len(prefix) + 1 :]: t for name, t in tensors.items()}, assign=True)
-            module.requires_grad_(False)
+        def load(module: nn.Module, _inputs, prefix=prefix) -> None:
+            checkpoint.fill(module, prefix, device, dtype)
 
         def drop(module: nn.Module, _inputs, _output) -> None:
             module.to("meta")
@@ -125,7 +129,4 @@ def load_eagerly(
 ) -> None:
     """Read the weights of `blocks` ({checkpoint prefix: module}) now and keep them."""
     for prefix, block in blocks.items():
-        names = [f"{prefix}.{name}" for name in block.state_dict()]
-        tensors = checkpoint.read(names, device, dtype)
-        block.load_state_dict({name[len(prefix) + 1 :]: t for name, t in tensors.items()}, assign=True)
-        block.requires_grad_(False)
+        checkpoint.fill(block, prefix, device, dtype)
