@@ -125,3 +125,16 @@ def test_reproduce_on_two_workers_writes_the_local_runs_records(ray_address, ima
         assert (tmp_path / "ray" / "sheets" / f"{record['key']}.png").is_file()
         for entry in record["methods"].values():
             assert all((tmp_path / "ray" / path).is_file() for path in entry["images"])
+
+
+def test_a_worker_that_cannot_load_reports_why_instead_of_dying():
+    from hardprompt.distributed.pool import start_worker
+    from hardprompt.errors import HardpromptError
+
+    def fail():
+        raise HardpromptError("model 'nope' is not available")
+
+    served, info = start_worker(1, fail)
+    assert served is None and info["error"] == "model 'nope' is not available" and info["pid"] == os.getpid()
+    served, info = start_worker(1, lambda: "models")
+    assert served == "models" and info["error"] is None

@@ -8,7 +8,6 @@ so a worker's result is the local run's.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -22,7 +21,7 @@ from ..apps.invert_each import EachInversion, FailedImage, ImagePlan, ImageTask,
 from ..errors import HardpromptError
 from ..optim.registry import MethodConfig
 from ..optim.result import Result
-from .pool import WorkerPool, image_from_bytes, quiet_worker, ray, worker_pool
+from .pool import WorkerPool, image_from_bytes, start_worker, worker_pool
 
 HASHED_OPTIONS = ("dtype", "negatives", "negative_weight", "blocklist", "bank", "ascii_only", "words_only")
 """The options of `EachInversion` besides model and config that shape a result (`run_hash` takes them)."""
@@ -65,16 +64,11 @@ class InversionWorker:
     """A Ray actor: one `EachInversion`, its model loaded once, inverting the batches it is sent."""
 
     def __init__(self, options: dict[str, Any], cpus: float) -> None:
-        quiet_worker(cpus)
-        self.error: str | None = None
-        try:
-            self.inversion: EachInversion | None = EachInversion(**options)
-        except HardpromptError as error:
-            self.inversion, self.error = None, str(error)
+        self.inversion, self._info = start_worker(cpus, lambda: EachInversion(**options))
 
     def info(self) -> dict[str, Any]:
         """Where it runs, and how it batches and keys results (or why it could not start)."""
-        info: dict[str, Any] = {"pid": os.getpid(), "node": ray.util.get_node_ip_address(), "error": self.error}
+        info = dict(self._info)
         if self.inversion is not None:
             info.update(
                 device=str(self.inversion.encoder.device),

@@ -30,6 +30,7 @@ ATTEMPTS = 3
 """Worker deaths one piece of work may cause before it is reported failed (one bad batch cannot stop a run)."""
 
 Item = TypeVar("Item")
+Served = TypeVar("Served")
 Note = Callable[[str], None]
 
 
@@ -83,6 +84,18 @@ def quiet_worker(cpus: float) -> None:
     torch.set_num_threads(max(1, int(cpus)))
     transformers_logging.disable_progress_bar()
     transformers_logging.set_verbosity_error()
+
+
+def start_worker(cpus: float, load: Callable[[], Served]) -> tuple[Served | None, dict[str, Any]]:
+    """In a worker: quiet it (`quiet_worker`), then `load()` what it serves, once. Returns that (None when
+    loading raised a HardpromptError) and the worker's info: its pid, node, and that error's message."""
+    quiet_worker(cpus)
+    info: dict[str, Any] = {"pid": os.getpid(), "node": ray.util.get_node_ip_address(), "error": None}
+    try:
+        return load(), info
+    except HardpromptError as error:
+        info["error"] = str(error)
+        return None, info
 
 
 def worker_resources(device: str, cpus: float, gpus: float) -> dict[str, float]:

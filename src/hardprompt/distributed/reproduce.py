@@ -6,7 +6,6 @@ record, summary), as a local run does; an image's row does not depend on the oth
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -14,23 +13,18 @@ from typing import Any
 
 from ..apps.reproduce import Executor, ImageEvaluator, Item, Outcome, Pending
 from ..errors import HardpromptError
-from .pool import image_from_bytes, quiet_worker, ray, worker_pool
+from .pool import image_from_bytes, start_worker, worker_pool
 
 
 class ReproductionWorker:
     """A Ray actor: one `ImageEvaluator` (optimizer, generator and scorer loaded once) evaluating what it is sent."""
 
     def __init__(self, options: dict[str, Any], cpus: float) -> None:
-        quiet_worker(cpus)
-        self.error: str | None = None
-        try:
-            self.evaluator: ImageEvaluator | None = ImageEvaluator(**options)
-        except HardpromptError as error:
-            self.evaluator, self.error = None, str(error)
+        self.evaluator, self._info = start_worker(cpus, lambda: ImageEvaluator(**options))
 
     def info(self) -> dict[str, Any]:
         """Where it runs (or why it could not start)."""
-        info: dict[str, Any] = {"pid": os.getpid(), "node": ray.util.get_node_ip_address(), "error": self.error}
+        info = dict(self._info)
         if self.evaluator is not None:
             info["device"] = str(self.evaluator.optimizer.device)
         return info
