@@ -58,9 +58,13 @@ class PEZConfig:
         validate_optimizer(self.optimizer)
 
 
-def unit_rows(table: torch.Tensor, ids: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """`F.normalize(table[ids].float(), dim=-1)`, built `chunk` rows at a time: no full-size temporaries
-    (for ViT-H/14's table, 0.2 GiB instead of about 1 GiB at the peak)."""
+TABLE_CHUNK = 4096
+"""Rows of an embedding table processed at a time where a full-size temporary would raise the peak memory."""
+
+
+def unit_rows(table: torch.Tensor, ids: torch.Tensor, chunk: int = TABLE_CHUNK) -> torch.Tensor:
+    """`F.normalize(table[ids].float(), dim=-1)`, built `chunk` rows at a time: no full-size temporary
+    besides the result (see benchmarks/results/memory.md)."""
     unit = torch.empty(len(ids), table.shape[1], dtype=torch.float32, device=table.device)
     for start in range(0, len(ids), chunk):
         unit[start : start + chunk] = F.normalize(table[ids[start : start + chunk]].float(), dim=-1)
@@ -111,8 +115,9 @@ class NearestTokenProjection:
             bfloat16_scan = fast_bfloat16(embedding_table.device)
         self.coarse_table = self.unit_table.bfloat16() if bfloat16_scan and self.unit_table is not None else None
         if self.coarse_table is not None:
-            self.table_rounding = max(  # chunked, as in unit_rows
-                (unit - unit.bfloat16().float()).norm(dim=-1).max().item() for unit in self.unit_table.split(4096)
+            self.table_rounding = max(
+                (unit - unit.bfloat16().float()).norm(dim=-1).max().item()
+                for unit in self.unit_table.split(TABLE_CHUNK)
             )
 
     @torch.no_grad()
