@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ..apps.common import build_vocabulary, readable_tokens
+from ..apps.common import build_vocabulary, similarity_objective
 from ..apps.distill import distilled_length
 from ..apps.target import target_objective
 from ..errors import HardpromptError
@@ -111,9 +111,7 @@ def distill_instances(model: str, device: str, options: dict[str, Any]) -> list[
     vocab = build_vocabulary(text_encoder, words_only=bool(options.get("words_only")))
     instances = []
     for index, text in enumerate(read_lines(Path(path))):
-        objective = FeatureSimilarity(
-            text_encoder, text_encoder.encode_texts([text]), target_token_ids=readable_tokens(text_encoder, text)
-        )
+        objective, _ = similarity_objective(text_encoder, texts=[text])
         length = int(options.get("prompt_len") or distilled_length(text_encoder.count_tokens(text), ratio))
         label = f"distill-{index}"
         instances.append(TaskInstance(label, text_encoder.name, objective, vocab, length, text_encoder.max_prompt_len))
