@@ -141,3 +141,12 @@ def test_nanogcg_peer_optimizes_the_same_objective(chat_lm_dir, targets_file):
     assert peer["forward_passes"] > 2 and len(peer["curve"]) == 2
     assert not torch.are_deterministic_algorithms_enabled()  # nanoGCG's global switch is put back
     assert run_suite(["planted"], ["nanogcg"], [0], Budget(steps=1), {"planted_count": 1}, "minilm") == []
+
+
+def test_distill_instances_carry_their_texts_tokens_for_the_hybrids_pick(minilm, tmp_path):
+    from hardprompt.bench.tasks import distill_instances
+
+    texts = ["a cozy wooden cabin in the snow", "a red fox asleep"]
+    (tmp_path / "prompts.txt").write_text("\n".join(texts) + "\n")
+    instances = distill_instances("minilm", "cpu", {"prompts": str(tmp_path / "prompts.txt"), "prompt_len": 4})
+    assert [i.objective.target_token_ids for i in instances] == [tuple(minilm.tokenize(t)) for t in texts]
