@@ -102,6 +102,24 @@ def target_token_ids(objective: Objective) -> tuple[int, ...]:
 
 
 @runtime_checkable
+class SupportsTokenScan(Protocol):
+    """An objective whose single-token prompts rank the tokens worth building a prompt from.
+
+    True for feature similarity, where a prompt's features blend its tokens' (an image's
+    "orange", "heart" and "background" each score well alone); the hybrid then starts from a
+    token scan (`optim.scan`). Measured on shapes-world images only, so other objectives say nothing.
+    """
+
+    @property
+    def token_scan(self) -> bool: ...
+
+
+def token_scan(objective: Objective) -> bool:
+    """Whether the objective says a token scan suits it (False when it says nothing)."""
+    return bool(objective.token_scan) if isinstance(objective, SupportsTokenScan) else False
+
+
+@runtime_checkable
 class SupportsCudaGraph(Protocol):
     """An objective that may say its evaluation has fixed shapes and no host round trips (graph-capturable).
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from ..errors import HardpromptError
-from .base import Evaluation, Objective, TableBlock, target_token_ids
+from .base import Evaluation, Objective, TableBlock, target_token_ids, token_scan
 
 
 def check_model_weights(weights: Sequence[float], models: int) -> None:
@@ -50,6 +50,11 @@ class MultiEncoderObjective:
     def target_token_ids(self) -> tuple[int, ...]:
         """The first encoder's target token ids (the encoders share one vocabulary)."""
         return target_token_ids(self.objectives[0])
+
+    @property
+    def token_scan(self) -> bool:
+        """Whether every encoder's objective suits a token scan."""
+        return all(token_scan(objective) for objective in self.objectives)
 
     @property
     def table_blocks(self) -> tuple[TableBlock, ...]:

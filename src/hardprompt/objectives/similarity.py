@@ -50,6 +50,11 @@ class FeatureSimilarity:
         return self.encoder.embedding_table
 
     @property
+    def token_scan(self) -> bool:
+        """A prompt's features blend its tokens': single tokens rank the ones to build from (SupportsTokenScan)."""
+        return True
+
+    @property
     def fixed_shapes(self) -> bool:
         """Without a minibatch every step is the same computation (see SupportsCudaGraph)."""
         return self.batch_size is None

@@ -1,15 +1,18 @@
-"""Hybrid: start from the target's own words when it has any, PEZ explores, then GCG polishes token by token.
+"""Hybrid: start from the target's own words or from a token scan, PEZ explores, then GCG polishes.
 
 PEZ moves fast through embedding space (one forward pass per step and restart) but its
 nearest-token projection leaves gains on the table; GCG and AutoPrompt improve a prompt one swap
 at a time but spend most of a budget climbing out of a random start. The hybrid runs up to three
 phases, each on what the budget (wall-clock, forward passes or steps, whichever are set) has left:
 
-1. pick (only when the objective's target is a text, see `SupportsTargetTokens`): grow a prompt
-   from the target's own allowed tokens one at a time, keeping their order, taking at each round
-   the token whose addition scores best (exact scores); a pick shorter than `prompt_len` is padded
-   with random allowed tokens;
-2. PEZ for the `explore` share of the budget (0: none);
+1. a start, one step:
+   - pick, when the objective's target is a text (see `SupportsTargetTokens`): grow a prompt
+     from the target's own allowed tokens one at a time, keeping their order, taking at each round
+     the token whose addition scores best (exact scores); a pick shorter than `prompt_len` is
+     padded with random allowed tokens;
+   - else a token scan, when the objective suits one (image targets, see `SupportsTokenScan` and
+     `optim.scan`): the best single tokens, a prompt grown from them, a coordinate sweep;
+2. PEZ for the `explore` share of the budget (none after a start);
 3. GCG from the best round-trip prompt so far, with the rest.
 
 The result is the best phase's by round-trip score, with every phase's steps, forward passes and
@@ -24,28 +27,33 @@ from dataclasses import asdict, dataclass, replace
 import torch
 
 from ..errors import HardpromptError
-from ..objectives.base import Objective, target_token_ids
+from ..objectives.base import Objective, target_token_ids, token_scan
 from ..vocab import Vocabulary
-from . import gcg, pez
+from . import gcg, pez, scan
 from .result import Result
-from .search import SearchConfig, evaluate_ids, make_tracker
+from .search import SearchConfig, evaluate_ids, evaluate_until, make_tracker
 from .tracking import Progress, ProgressCallback, progress_callback, reporting_progress
 
 DEFAULT_EXPLORE = 0.75
-"""PEZ's share without a pick (image targets). Chosen on distill before the pick existed (0.842 at 0.25
-and 0.5, 0.863 at 0.75; 3 prompts, 20 s); on shapes-world images 0.25 and 0.5 did no better."""
+"""PEZ's share without a start (neither pick nor scan). Chosen on distill before the pick existed (0.842
+at 0.25 and 0.5, 0.863 at 0.75; 3 prompts, 20 s)."""
 
 
 @dataclass
 class HybridConfig(SearchConfig):
-    """Pick from the target's words (text targets), PEZ for the `explore` share of each budget, then GCG."""
+    """A start (pick from a text target's words, or a token scan), PEZ for the `explore` share, then GCG."""
 
     steps: int = 1000
     explore: float | None = None
     """Share of the budget (seconds, forward passes, steps) given to PEZ, the rest going to GCG (0: no PEZ).
-    None: 0.75, or 0 after a pick (measured on distill: PEZ after a pick added nothing)."""
+    None: 0.75, or 0 after a pick or a scan (measured: PEZ after either added nothing)."""
     pick: bool = True
     """Start from the target's own words when its target is a text (phase 1)."""
+    scan_tokens: int = 64
+    """Tokens a token scan keeps (phase 1 for objectives that suit one; 0: no scan); GCG after a scan
+    draws its swaps from each position's top `scan_tokens` by gradient instead of `top_k`."""
+    scan_sample: int = 2000
+    """Single tokens the scan scores exactly to fit its ranking, and again among the fit's best."""
     lr: float = 0.1
     weight_decay: float = 0.1
     restarts: int = 1
@@ -60,6 +68,8 @@ class HybridConfig(SearchConfig):
         pez.validate_optimizer(self.optimizer)
         if self.top_k < 1 or self.search_width < 1:
             raise HardpromptError("top-k and search width must be at least 1")
+        if self.scan_tokens < 0 or self.scan_sample < 1:
+            raise HardpromptError("scan tokens must not be negative, and the scan sample must be at least 1")
 
 
 def pick_target_tokens(objective: Objective, vocab: Vocabulary, config: SearchConfig) -> Result | None:
@@ -95,20 +105,58 @@ def pick_target_tokens(objective: Objective, vocab: Vocabulary, config: SearchCo
                 if left is not None and left - 2 < len(options):
                     break  # a whole round or none; two passes stay for the padded prompt and its check
                 rows = torch.tensor(list(options))
-                losses = []
-                for start in range(0, len(rows), config.eval_batch_size):
-                    if out_of_time():
-                        break
-                    chunk = rows[start : start + config.eval_batch_size]
-                    losses.append(evaluate_ids(objective, table, chunk, tracker, config.eval_batch_size)[0])
-                if sum(len(part) for part in losses) < len(rows):
+                evaluated = evaluate_until(objective, table, rows, tracker, config.eval_batch_size, out_of_time)
+                if evaluated is None:
                     break
-                picked = list(options.values())[int(torch.cat(losses).argmin())]
+                picked = list(options.values())[int(evaluated[0].argmin())]
             chosen = torch.tensor([words[position] for position in picked], dtype=torch.long)
             padding = pez.random_allowed_ids(vocab.allowed_ids, (config.prompt_len - len(chosen),), config.seed)
             prompt = torch.cat([chosen, padding]).unsqueeze(0)
             _, scores = evaluate_ids(objective, table, prompt, tracker, 1)
             tracker.record(prompt, scores)
+    except KeyboardInterrupt:
+        tracker.interrupted = True
+    return tracker.result(objective, {})
+
+
+def scan_start(
+    objective: Objective, vocab: Vocabulary, config: SearchConfig, tokens: int, sample: int
+) -> Result | None:
+    """Phase 1 when the objective suits a token scan: the best `tokens` single tokens, a prompt built of them, a sweep.
+
+    One tracker step (see `optim.scan`); a prompt cut short by the budget is padded with random
+    allowed tokens. None when the forward-pass budget could not pay twice for the scan and its build.
+    `max_seconds` is checked before each call.
+    """
+    needed = scan.scan_rows(len(vocab.allowed_ids), sample, tokens, config.prompt_len)
+    if config.max_forward_passes is not None and config.max_forward_passes < 2 * needed:
+        return None
+    table = objective.embedding_table.detach()
+    tracker = make_tracker(vocab, replace(config, steps=1, patience=None), "hybrid-scan", [objective])
+
+    def out_of_time() -> bool:
+        return config.max_seconds is not None and tracker.seconds >= config.max_seconds
+
+    chunk = config.eval_batch_size
+    try:
+        for _ in tracker.steps():
+            objective.new_step()
+            candidates = scan.rank_tokens(objective, vocab, tracker, out_of_time, tokens, sample, chunk, config.seed)
+            built = (
+                []
+                if candidates is None
+                else scan.build(objective, candidates, config.prompt_len, tracker, out_of_time, chunk)
+            )
+            padding = pez.random_allowed_ids(vocab.allowed_ids, (config.prompt_len - len(built),), config.seed)
+            prompt = torch.cat([torch.tensor(built, dtype=torch.long), padding])
+            _, scores = evaluate_ids(objective, table, prompt.unsqueeze(0), tracker, 1)
+            if candidates is not None and not out_of_time():
+                generator = torch.Generator().manual_seed(config.seed)
+                prompt, _ = scan.sweep(
+                    objective, vocab, prompt, float(scores[0]), candidates, tracker, out_of_time, chunk, generator
+                )
+                _, scores = evaluate_ids(objective, table, prompt.unsqueeze(0), tracker, 1)
+            tracker.record(prompt.unsqueeze(0), scores)
     except KeyboardInterrupt:
         tracker.interrupted = True
     return tracker.result(objective, {})
@@ -183,7 +231,7 @@ class _Budget:
 
 
 def run(objective: Objective, vocab: Vocabulary, config: HybridConfig | None = None) -> Result:
-    """Optimize a hard prompt: pick from the target's words, PEZ, then GCG from the best; best by round trip.
+    """Optimize a hard prompt: a start (pick or scan), PEZ, then GCG from the best; best by round trip.
 
     A Ctrl-C in a later phase keeps the earlier phases' best (the result says `interrupted`).
     """
@@ -213,6 +261,23 @@ def run(objective: Objective, vocab: Vocabulary, config: HybridConfig | None = N
                     eval_batch_size=config.eval_batch_size,
                 ),
             )
+    scanned = False
+    if result is None and config.scan_tokens and token_scan(objective):
+        with reporting_progress(_continued(report, config.steps)):
+            result = scan_start(
+                objective,
+                vocab,
+                SearchConfig(
+                    **common,
+                    steps=1,
+                    max_seconds=budget.seconds(),
+                    max_forward_passes=budget.passes(None),
+                    eval_batch_size=config.eval_batch_size,
+                ),
+                config.scan_tokens,
+                config.scan_sample,
+            )
+        scanned = result is not None
     explore = config.explore if config.explore is not None else (0.0 if result else DEFAULT_EXPLORE)
     steps_left = budget.steps(result)
     explore_steps = min(round(steps_left * explore), max(1, steps_left - 1))  # GCG keeps a step if any
@@ -243,7 +308,7 @@ def run(objective: Objective, vocab: Vocabulary, config: HybridConfig | None = N
                     gcg.GCGConfig(
                         **common,
                         steps=budget.steps(result),
-                        top_k=config.top_k,
+                        top_k=min(config.top_k, config.scan_tokens) if scanned else config.top_k,
                         search_width=config.search_width,
                         eval_batch_size=config.eval_batch_size,
                         max_seconds=budget.seconds(),

@@ -5,6 +5,7 @@ Everything here sees an `Objective` and a `Vocabulary`, never a model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -108,6 +109,25 @@ def evaluate_ids(
         tracker.count_forward_passes(len(rows))
         losses.append(evaluation.loss.detach().float().cpu())
         scores.append(evaluation.score.detach().float().cpu())
+    return torch.cat(losses), torch.cat(scores)
+
+
+def evaluate_until(
+    objective: Objective,
+    table: torch.Tensor,
+    token_ids: torch.Tensor,
+    tracker: SearchTracker,
+    chunk: int,
+    stop: Callable[[], bool],
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """`evaluate_ids`, asking `stop` before each call of `chunk` rows; None when it stopped before the last."""
+    losses, scores = [torch.empty(0)], [torch.empty(0)]
+    for start in range(0, len(token_ids), chunk):
+        if stop():
+            return None
+        loss, score = evaluate_ids(objective, table, token_ids[start : start + chunk], tracker, chunk)
+        losses.append(loss)
+        scores.append(score)
     return torch.cat(losses), torch.cat(scores)
 
 
