@@ -81,9 +81,9 @@ def test_hybrid_is_deterministic_and_polishes_pez(tiny_clip):
     first, again, other = run(0), run(0), run(1)
     assert first.token_ids == again.token_ids and first.history == again.history
     assert first.history != other.history
-    unpicked = run(0, pick=False)
+    unpicked = run(0, pick=False, scan_tokens=0)
     explored = hardprompt.distill(TEXT, model=tiny_clip, config=PEZConfig(prompt_len=4, steps=30, progress=False))
-    assert unpicked.history[:30] == explored.history  # no pick: PEZ takes the default 0.75 of 40 steps
+    assert unpicked.history[:30] == explored.history  # no start: PEZ takes the default 0.75 of 40 steps
     assert unpicked.score >= explored.score - 1e-6  # GCG starts from PEZ's best string and keeps the better
 
 
@@ -141,10 +141,10 @@ def test_an_image_target_has_no_words_to_pick(tiny_clip):
     red_image = Image.new("RGB", (32, 32), (220, 30, 30))
     objective, _ = similarity_objective(tiny_clip, images=[red_image])
     assert target_token_ids(objective) == ()
-    config = HybridConfig(prompt_len=3, steps=8, search_width=8, progress=False)
+    config = HybridConfig(prompt_len=3, steps=8, search_width=8, scan_tokens=0, progress=False)
     explored = hardprompt.invert([red_image], model=tiny_clip, config=PEZConfig(prompt_len=3, steps=6, progress=False))
     result = hardprompt.invert([red_image], model=tiny_clip, config=config)
-    assert result.history[:6] == explored.history  # PEZ first (0.75 of 8 steps), then GCG
+    assert result.history[:6] == explored.history  # without a scan (tests/test_scan.py): PEZ first, then GCG
 
 
 def test_hybrid_rejects_a_bad_split(tiny_clip):
