@@ -9,9 +9,10 @@ from PIL import Image
 import hardprompt
 from hardprompt import load_text_encoder
 from hardprompt.apps.common import build_vocabulary, similarity_objective
+from hardprompt.errors import HardpromptError
 from hardprompt.objectives import FeatureSimilarity
 from hardprompt.objectives.base import token_scan
-from hardprompt.optim import HybridConfig, PEZConfig, scan
+from hardprompt.optim import HybridConfig, PEZConfig, hybrid, scan
 from hardprompt.optim.hybrid import scan_start
 from hardprompt.optim.search import SearchConfig, make_tracker, round_trips
 from hardprompt.shapes import render
@@ -110,6 +111,25 @@ def test_hybrid_starts_an_image_target_from_a_scan(tiny_clip):
     unscanned = hardprompt.invert([RED], model=tiny_clip, config=replace(config, scan_tokens=0))
     explored = hardprompt.invert([RED], model=tiny_clip, config=PEZConfig(prompt_len=3, steps=4, progress=False))
     assert unscanned.history[:4] == explored.history  # no scan: PEZ for 0.75 of the steps, as before
+
+
+def test_gcg_after_a_scan_draws_its_swaps_from_scan_top_k(tiny_clip, monkeypatch):
+    top_ks = []
+    real = hybrid.gcg.run
+
+    def spy(objective, vocab, config):
+        top_ks.append(config.top_k)
+        return real(objective, vocab, config)
+
+    monkeypatch.setattr(hybrid.gcg, "run", spy)
+    config = HybridConfig(
+        prompt_len=3, steps=3, search_width=8, scan_tokens=16, scan_sample=300, scan_top_k=5, progress=False
+    )
+    hardprompt.invert([RED], model=tiny_clip, config=config)
+    hardprompt.invert([RED], model=tiny_clip, config=replace(config, scan_tokens=0))
+    assert top_ks == [5, 256]  # after a scan scan_top_k, else top_k
+    with pytest.raises(HardpromptError, match="scan top-k"):
+        HybridConfig(scan_top_k=0).validate()
 
 
 def test_the_scan_keeps_the_vocabulary_rules_and_every_budget(tiny_clip):

@@ -50,8 +50,10 @@ class HybridConfig(SearchConfig):
     pick: bool = True
     """Start from the target's own words when its target is a text (phase 1)."""
     scan_tokens: int = 64
-    """Tokens a token scan keeps (phase 1 for objectives that suit one; 0: no scan); GCG after a scan
-    draws its swaps from each position's top `scan_tokens` by gradient instead of `top_k`."""
+    """Tokens a token scan keeps (phase 1 for objectives that suit one; 0: no scan)."""
+    scan_top_k: int = 32
+    """GCG's `top_k` after a scan: its swaps come from each position's top `scan_top_k` tokens by
+    gradient (a scan's start is already good, so fewer, likelier swaps)."""
     scan_sample: int = 2000
     """Single tokens the scan scores exactly to fit its ranking, and again among the fit's best."""
     lr: float = 0.1
@@ -66,8 +68,8 @@ class HybridConfig(SearchConfig):
         if self.explore is not None and not 0 <= self.explore < 1:
             raise HardpromptError(f"explore must be at least 0 and below 1 (got {self.explore})")
         pez.validate_optimizer(self.optimizer)
-        if self.top_k < 1 or self.search_width < 1:
-            raise HardpromptError("top-k and search width must be at least 1")
+        if min(self.top_k, self.scan_top_k, self.search_width) < 1:
+            raise HardpromptError("top-k, scan top-k and search width must be at least 1")
         if self.scan_tokens < 0 or self.scan_sample < 1:
             raise HardpromptError("scan tokens must not be negative, and the scan sample must be at least 1")
 
@@ -308,7 +310,7 @@ def run(objective: Objective, vocab: Vocabulary, config: HybridConfig | None = N
                     gcg.GCGConfig(
                         **common,
                         steps=budget.steps(result),
-                        top_k=min(config.top_k, config.scan_tokens) if scanned else config.top_k,
+                        top_k=config.scan_top_k if scanned else config.top_k,
                         search_width=config.search_width,
                         eval_batch_size=config.eval_batch_size,
                         max_seconds=budget.seconds(),
