@@ -1,5 +1,6 @@
 """The token scan (`optim.scan`) and the hybrid's start from it on image targets."""
 
+import time
 from dataclasses import replace
 
 import pytest
@@ -113,23 +114,31 @@ def test_hybrid_starts_an_image_target_from_a_scan(tiny_clip):
     assert unscanned.history[:4] == explored.history  # no scan: PEZ for 0.75 of the steps, as before
 
 
-def test_gcg_after_a_scan_draws_its_swaps_from_scan_top_k(tiny_clip, monkeypatch):
-    top_ks = []
-    real = hybrid.gcg.run
+def spy_on(monkeypatch, module, calls):
+    """Record the config of each call of `module.run` (run as before) in `calls`."""
+    real = module.run
 
     def spy(objective, vocab, config):
-        top_ks.append(config.top_k)
+        calls.append(config)
         return real(objective, vocab, config)
 
-    monkeypatch.setattr(hybrid.gcg, "run", spy)
+    monkeypatch.setattr(module, "run", spy)
+
+
+def test_gcg_after_a_scan_draws_its_swaps_from_scan_top_k(tiny_clip, monkeypatch):
+    calls = []
+    spy_on(monkeypatch, hybrid.gcg, calls)
     config = HybridConfig(
         prompt_len=3, steps=3, search_width=8, scan_tokens=16, scan_sample=300, scan_top_k=5, progress=False
     )
     hardprompt.invert([RED], model=tiny_clip, config=config)
     hardprompt.invert([RED], model=tiny_clip, config=replace(config, scan_tokens=0))
-    assert top_ks == [5, 256]  # after a scan scan_top_k, else top_k
+    assert [call.top_k for call in calls] == [5, 256]  # after a scan scan_top_k, else top_k
     with pytest.raises(HardpromptError, match="scan top-k"):
         HybridConfig(scan_top_k=0).validate()
+    for share in (0.0, 1.5):
+        with pytest.raises(HardpromptError, match="scan share"):
+            HybridConfig(scan_share=share).validate()
 
 
 def test_the_scan_keeps_the_vocabulary_rules_and_every_budget(tiny_clip):
@@ -159,3 +168,80 @@ def test_the_scan_keeps_the_vocabulary_rules_and_every_budget(tiny_clip):
     assert too_few.history[: len(pez_only.history)] == pez_only.history  # no scan it could not pay for: PEZ first
     timed = hardprompt.invert([RED], model=tiny_clip, config=HybridConfig(steps=100000, max_seconds=1.0, **options))
     assert timed.seconds < 1.0 + 1.0
+
+
+def test_a_ranking_stopped_early_ranks_the_tokens_it_scored(fox):
+    objective, vocab = fox
+    allowed = vocab.allowed_ids
+    calls = []
+
+    def after_two_calls() -> bool:
+        calls.append(1)
+        return len(calls) > 2
+
+    tracker = tracker_for(vocab, objective)
+    ranked = scan.rank_tokens(
+        objective, vocab, tracker, after_two_calls, tokens=5, sample=len(allowed), chunk=7, seed=0
+    )
+    scored = allowed[torch.randperm(len(allowed), generator=torch.Generator().manual_seed(0))[:14]].tolist()
+    scores = single_scores(objective, scored)
+    assert tracker.forward_passes == 14
+    assert ranked.tolist() == sorted(scored, key=lambda token: -scores[scored.index(token)])[:5]
+    assert scan.rank_tokens(objective, vocab, tracker_for(vocab, objective), lambda: True, 5, 100, 7, 0) is None
+
+
+class Slow:
+    """An objective that sleeps `seconds` in each evaluation (a large model on a slow machine)."""
+
+    token_scan = True
+
+    def __init__(self, inner, seconds):
+        self.inner, self.seconds = inner, seconds
+        self.embedding_table = inner.embedding_table
+
+    def new_step(self):
+        self.inner.new_step()
+
+    def evaluate(self, prompt_embeds):
+        time.sleep(self.seconds)
+        return self.inner.evaluate(prompt_embeds)
+
+    def score_token_ids(self, token_ids):
+        return self.inner.score_token_ids(token_ids)
+
+
+def test_a_clock_too_short_to_rank_skips_the_scan_for_pez(tiny_clip, monkeypatch):
+    objective, vocab = similarity_objective(tiny_clip, images=[RED])[0], build_vocabulary(tiny_clip)
+    slow = Slow(objective, seconds=0.02)  # 8 rows a call: ranking min(allowed, 4,000) tokens takes over 2 s
+    assert len(vocab.allowed_ids) / 8 * 0.02 > 2.0
+    pez_calls, gcg_calls = [], []
+    spy_on(monkeypatch, hybrid.pez, pez_calls)
+    spy_on(monkeypatch, hybrid.gcg, gcg_calls)
+    config = HybridConfig(prompt_len=3, steps=100000, max_seconds=2.0, search_width=8, eval_batch_size=8)
+    result = hybrid.run(slow, vocab, replace(config, progress=False))
+    assert result.history_seconds[0] < 0.5  # one timed call of the ranking, then the random prompt's check
+    assert len(pez_calls) == 1 and [c.top_k for c in gcg_calls] == [256]  # PEZ explored; GCG without a scan
+    assert result.seconds <= 2.0 + 0.5 and result.method == "hybrid"
+
+
+def test_a_scan_leaves_gcg_its_share_of_the_clock(tiny_clip, monkeypatch):
+    objective, vocab = similarity_objective(tiny_clip, images=[RED])[0], build_vocabulary(tiny_clip)
+    slow = Slow(objective, seconds=0.05)
+    pez_calls = []
+    spy_on(monkeypatch, hybrid.pez, pez_calls)
+    config = HybridConfig(
+        prompt_len=3,
+        steps=100000,
+        max_seconds=4.0,
+        search_width=8,
+        eval_batch_size=8,
+        scan_tokens=32,
+        scan_sample=40,  # ranking: 80 rows, 10 calls (0.5 s); build: 12 calls; each sweep pass: 12 calls
+        scan_share=0.3,
+        progress=False,
+    )
+    result = hybrid.run(slow, vocab, config)
+    assert not pez_calls  # the scan ran
+    assert result.history_seconds[0] <= 1.2 + 0.3  # its sweep stopped at 0.3 of the clock (+ a call, the checks)
+    assert result.steps >= 2 and result.seconds <= 4.0 + 0.5  # GCG had the rest
+    assert result.score >= result.history[0] - 1e-6

@@ -11,8 +11,9 @@ phases, each on what the budget (wall-clock, forward passes or steps, whichever 
      the token whose addition scores best (exact scores); a pick shorter than `prompt_len` is
      padded with random allowed tokens;
    - else a token scan, when the objective suits one (image targets, see `SupportsTokenScan` and
-     `optim.scan`): the best single tokens, a prompt grown from them, a coordinate sweep;
-2. PEZ for the `explore` share of the budget (none after a start);
+     `optim.scan`): the best single tokens, a prompt grown from them, a coordinate sweep; under
+     a clock too short to rank the tokens (`RANK_SHARE`), no scan: that step is a random prompt;
+2. PEZ for the `explore` share of the budget (none after a pick or a scan);
 3. GCG from the best round-trip prompt so far, with the rest.
 
 The result is the best phase's by round-trip score, with every phase's steps, forward passes and
@@ -33,6 +34,12 @@ from . import gcg, pez, scan
 from .result import Result
 from .search import SearchConfig, evaluate_ids, evaluate_until, make_tracker
 from .tracking import Progress, ProgressCallback, progress_callback, reporting_progress
+
+RANK_SHARE = 0.5
+"""With `max_seconds`, the share of it a scan's ranking may take; one that would take longer, timed on
+its first call, is skipped and PEZ explores instead."""
+SKIPPED_SCAN = "hybrid-scan-skipped"
+"""The method of `scan_start`'s result when its ranking would not fit `RANK_SHARE` of the clock."""
 
 DEFAULT_EXPLORE = 0.75
 """PEZ's share without a start (neither pick nor scan). Chosen on distill before the pick existed (0.842
@@ -56,6 +63,9 @@ class HybridConfig(SearchConfig):
     gradient (a scan's start is already good, so fewer, likelier swaps)."""
     scan_sample: int = 2000
     """Single tokens the scan scores exactly to fit its ranking, and again among the fit's best."""
+    scan_share: float = 0.7
+    """With `max_seconds`, the share of it by which a scan's build and sweep stop, leaving GCG the rest
+    (its ranking must fit in `RANK_SHARE` of it, see `scan_start`)."""
     lr: float = 0.1
     weight_decay: float = 0.1
     restarts: int = 1
@@ -72,6 +82,8 @@ class HybridConfig(SearchConfig):
             raise HardpromptError("top-k, scan top-k and search width must be at least 1")
         if self.scan_tokens < 0 or self.scan_sample < 1:
             raise HardpromptError("scan tokens must not be negative, and the scan sample must be at least 1")
+        if not 0 < self.scan_share <= 1:
+            raise HardpromptError(f"the scan share must be above 0 and at most 1 (got {self.scan_share})")
 
 
 def pick_target_tokens(objective: Objective, vocab: Vocabulary, config: SearchConfig) -> Result | None:
@@ -122,28 +134,41 @@ def pick_target_tokens(objective: Objective, vocab: Vocabulary, config: SearchCo
 
 
 def scan_start(
-    objective: Objective, vocab: Vocabulary, config: SearchConfig, tokens: int, sample: int
+    objective: Objective, vocab: Vocabulary, config: SearchConfig, tokens: int, sample: int, share: float = 1.0
 ) -> Result | None:
     """Phase 1 when the objective suits a token scan: the best `tokens` single tokens, a prompt built of them, a sweep.
 
     One tracker step (see `optim.scan`); a prompt cut short by the budget is padded with random
     allowed tokens. None when the forward-pass budget could not pay twice for the scan and its build.
-    `max_seconds` is checked before each call.
+    With `max_seconds`: a ranking that would take over `RANK_SHARE` of it (timed on its first call)
+    is skipped (a random prompt, method `SKIPPED_SCAN`); one cut there ranks what it scored; the
+    build and sweep stop at `share` of it. Each checks before every call.
     """
     needed = scan.scan_rows(len(vocab.allowed_ids), sample, tokens, config.prompt_len)
     if config.max_forward_passes is not None and config.max_forward_passes < 2 * needed:
         return None
     table = objective.embedding_table.detach()
     tracker = make_tracker(vocab, replace(config, steps=1, patience=None), "hybrid-scan", [objective])
+    limit = None if config.max_seconds is None else share * config.max_seconds
+    ranking = None if config.max_seconds is None else min(share, RANK_SHARE) * config.max_seconds
 
     def out_of_time() -> bool:
-        return config.max_seconds is not None and tracker.seconds >= config.max_seconds
+        return limit is not None and tracker.seconds >= limit
+
+    def ranking_over() -> bool:
+        return ranking is not None and tracker.seconds >= ranking
 
     chunk = config.eval_batch_size
+    skipped = False
     try:
         for _ in tracker.steps():
             objective.new_step()
-            candidates = scan.rank_tokens(objective, vocab, tracker, out_of_time, tokens, sample, chunk, config.seed)
+            try:
+                candidates = scan.rank_tokens(
+                    objective, vocab, tracker, ranking_over, tokens, sample, chunk, config.seed, ranking
+                )
+            except scan.TooSlow:
+                candidates, skipped = None, True
             built = (
                 []
                 if candidates is None
@@ -161,7 +186,8 @@ def scan_start(
             tracker.record(prompt.unsqueeze(0), scores)
     except KeyboardInterrupt:
         tracker.interrupted = True
-    return tracker.result(objective, {})
+    result = tracker.result(objective, {})
+    return replace(result, method=SKIPPED_SCAN) if skipped else result
 
 
 def _continued(report: ProgressCallback | None, steps: int, before: Result | None = None) -> ProgressCallback | None:
@@ -278,9 +304,11 @@ def run(objective: Objective, vocab: Vocabulary, config: HybridConfig | None = N
                 ),
                 config.scan_tokens,
                 config.scan_sample,
+                config.scan_share,
             )
-        scanned = result is not None
-    explore = config.explore if config.explore is not None else (0.0 if result else DEFAULT_EXPLORE)
+        scanned = result is not None and result.method != SKIPPED_SCAN
+    started = result is not None and result.method != SKIPPED_SCAN  # a pick, or a scan
+    explore = config.explore if config.explore is not None else (0.0 if started else DEFAULT_EXPLORE)
     steps_left = budget.steps(result)
     explore_steps = min(round(steps_left * explore), max(1, steps_left - 1))  # GCG keeps a step if any
     try:

@@ -44,7 +44,7 @@ METHODS: dict[str, Method] = {
             "hybrid",
             hybrid.HybridConfig,
             hybrid.run,
-            "picks from a text target's words (else PEZ explores), then GCG polishes",
+            "a text target's words or a token scan (else PEZ) starts, then GCG polishes",
         ),
         Method("random", random_search.RandomSearchConfig, random_search.run, "random single-token swaps"),
         Method("soft", soft.SoftConfig, soft.run, "continuous prompt, never projected (upper bound)", hard=False),

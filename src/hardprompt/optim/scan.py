@@ -16,13 +16,14 @@ evaluation through the objective; budgets are checked before each call.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import torch
 
 from ..objectives.base import Objective
 from ..vocab import Vocabulary
-from .search import evaluate_until, round_trips
+from .search import evaluate_ids, evaluate_until, round_trips
 from .tracking import SearchTracker
 
 RIDGE = 0.15
@@ -34,6 +35,27 @@ def scan_rows(allowed: int, sample: int, tokens: int, prompt_len: int) -> int:
     return min(allowed, 2 * sample) + sum(max(tokens - r, 1) for r in range(prompt_len))
 
 
+def scores_until(
+    objective: Objective,
+    table: torch.Tensor,
+    token_ids: torch.Tensor,
+    tracker: SearchTracker,
+    chunk: int,
+    stop: Callable[[], bool],
+) -> torch.Tensor:
+    """Scores of the rows of `token_ids` (N, L) evaluated before `stop` said so: a prefix, `chunk` rows per call."""
+    scores = [torch.empty(0)]
+    for start in range(0, len(token_ids), chunk):
+        if stop():
+            break
+        scores.append(evaluate_ids(objective, table, token_ids[start : start + chunk], tracker, chunk)[1])
+    return torch.cat(scores)
+
+
+class TooSlow(Exception):
+    """Raised by `rank_tokens` when, timed on its first call, the whole ranking would not fit its seconds."""
+
+
 def rank_tokens(
     objective: Objective,
     vocab: Vocabulary,
@@ -43,41 +65,45 @@ def rank_tokens(
     sample: int,
     chunk: int,
     seed: int,
+    seconds: float | None = None,
 ) -> torch.Tensor | None:
-    """The `tokens` allowed ids with the best single-token scores, best first (None if stopped).
+    """The `tokens` allowed ids with the best single-token scores, best first (None if stopped before any).
 
     Exact for a vocabulary of at most 2 × `sample` tokens; otherwise exact on a seeded random
-    sample and on the top `sample` of a ridge fit to it.
+    sample and on the top `sample` of a ridge fit to it. A ranking stopped early ranks the tokens
+    scored so far (the fit needs its whole sample). With `seconds`, raises `TooSlow` after its
+    first call if all its calls at that pace would take longer.
     """
     table = objective.embedding_table.detach()
     allowed = vocab.allowed_ids.cpu()
-    if len(allowed) <= 2 * sample:
-        chosen = allowed
-        evaluated = evaluate_until(objective, table, chosen.unsqueeze(1), tracker, chunk, stop)
-        if evaluated is None:
-            return None
-        scores = evaluated[1]
-    else:
-        order = torch.randperm(len(allowed), generator=torch.Generator().manual_seed(seed))
-        fitted = allowed[order[:sample]]
-        evaluated = evaluate_until(objective, table, fitted.unsqueeze(1), tracker, chunk, stop)
-        if evaluated is None:
-            return None
+    order = torch.randperm(len(allowed), generator=torch.Generator().manual_seed(seed))
+    fitting = len(allowed) > 2 * sample
+    first = allowed[order[:sample]] if fitting else allowed[order]
+    rows = min(len(allowed), 2 * sample)
+    started = time.perf_counter()
+    scores = scores_until(objective, table, first[:chunk].unsqueeze(1), tracker, chunk, stop)
+    if seconds is not None and len(scores) and (time.perf_counter() - started) * rows / len(scores) > seconds:
+        raise TooSlow
+    scores = torch.cat(
+        [scores, scores_until(objective, table, first[len(scores) :].unsqueeze(1), tracker, chunk, stop)]
+    )
+    chosen = first[: len(scores)]
+    if fitting and len(scores) == len(first):
         embeddings = table[allowed.to(table.device)].float().cpu()
         mean = embeddings[order[:sample]].mean(dim=0)
         features = embeddings[order[:sample]] - mean
-        target = evaluated[1] - evaluated[1].mean()
+        target = scores - scores.mean()
         penalty = RIDGE * features.pow(2).sum(dim=0).mean()
         gram = features.T @ features + penalty * torch.eye(features.shape[1])
         weights = torch.linalg.solve(gram, features.T @ target)
         guess = (embeddings - mean) @ weights
         guess[order[:sample]] = -torch.inf
         proposed = allowed[guess.topk(sample).indices]
-        checked = evaluate_until(objective, table, proposed.unsqueeze(1), tracker, chunk, stop)
-        if checked is None:
-            return None
-        chosen = torch.cat([fitted, proposed])
-        scores = torch.cat([evaluated[1], checked[1]])
+        checked = scores_until(objective, table, proposed.unsqueeze(1), tracker, chunk, stop)
+        chosen = torch.cat([chosen, proposed[: len(checked)]])
+        scores = torch.cat([scores, checked])
+    if len(chosen) == 0:
+        return None
     return chosen[scores.topk(min(tokens, len(chosen))).indices]
 
 
