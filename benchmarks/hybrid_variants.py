@@ -31,7 +31,7 @@ def parse_variant(text: str) -> tuple[str, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("variants", nargs="+", help='NAME=JSON, e.g. k32=\'{"scan_top_k": 32}\'')
+    parser.add_argument("variants", nargs="+", help="NAME=JSON, e.g. k32='{\"scan_top_k\": 32}'")
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--scenes", type=int, default=4)
     parser.add_argument("--max-seconds", type=float, default=15.0)

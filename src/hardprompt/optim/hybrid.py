@@ -275,39 +275,28 @@ def run(objective: Objective, vocab: Vocabulary, config: HybridConfig | None = N
         patience=config.patience,
     )
     report = progress_callback()
+
+    def start_config() -> SearchConfig:
+        """Phase 1's one step, on the whole budget left."""
+        return SearchConfig(
+            **common,
+            steps=1,
+            max_seconds=budget.seconds(),
+            max_forward_passes=budget.passes(None),
+            eval_batch_size=config.eval_batch_size,
+        )
+
     result: Result | None = None
     if config.pick:
         with reporting_progress(_continued(report, config.steps)):
-            result = pick_target_tokens(
-                objective,
-                vocab,
-                SearchConfig(
-                    **common,
-                    steps=1,
-                    max_seconds=budget.seconds(),
-                    max_forward_passes=budget.passes(None),
-                    eval_batch_size=config.eval_batch_size,
-                ),
-            )
-    scanned = False
+            result = pick_target_tokens(objective, vocab, start_config())
     if result is None and config.scan_tokens and token_scan(objective):
         with reporting_progress(_continued(report, config.steps)):
             result = scan_start(
-                objective,
-                vocab,
-                SearchConfig(
-                    **common,
-                    steps=1,
-                    max_seconds=budget.seconds(),
-                    max_forward_passes=budget.passes(None),
-                    eval_batch_size=config.eval_batch_size,
-                ),
-                config.scan_tokens,
-                config.scan_sample,
-                config.scan_share,
+                objective, vocab, start_config(), config.scan_tokens, config.scan_sample, config.scan_share
             )
-        scanned = result is not None and result.method != SKIPPED_SCAN
     started = result is not None and result.method != SKIPPED_SCAN  # a pick, or a scan
+    scanned = started and result.method == "hybrid-scan"
     explore = config.explore if config.explore is not None else (0.0 if started else DEFAULT_EXPLORE)
     steps_left = budget.steps(result)
     explore_steps = min(round(steps_left * explore), max(1, steps_left - 1))  # GCG keeps a step if any

@@ -23,7 +23,7 @@ import torch
 
 from ..objectives.base import Objective
 from ..vocab import Vocabulary
-from .search import evaluate_ids, evaluate_until, round_trips
+from .search import evaluate_prefix, evaluate_until, round_trips
 from .tracking import SearchTracker
 
 RIDGE = 0.15
@@ -33,23 +33,6 @@ RIDGE = 0.15
 def scan_rows(allowed: int, sample: int, tokens: int, prompt_len: int) -> int:
     """Prompt rows a scan needs before its sweep: the exact scores and the greedy build."""
     return min(allowed, 2 * sample) + sum(max(tokens - r, 1) for r in range(prompt_len))
-
-
-def scores_until(
-    objective: Objective,
-    table: torch.Tensor,
-    token_ids: torch.Tensor,
-    tracker: SearchTracker,
-    chunk: int,
-    stop: Callable[[], bool],
-) -> torch.Tensor:
-    """Scores of the rows of `token_ids` (N, L) evaluated before `stop` said so: a prefix, `chunk` rows per call."""
-    scores = [torch.empty(0)]
-    for start in range(0, len(token_ids), chunk):
-        if stop():
-            break
-        scores.append(evaluate_ids(objective, table, token_ids[start : start + chunk], tracker, chunk)[1])
-    return torch.cat(scores)
 
 
 class TooSlow(Exception):
@@ -81,12 +64,11 @@ def rank_tokens(
     first = allowed[order[:sample]] if fitting else allowed[order]
     rows = min(len(allowed), 2 * sample)
     started = time.perf_counter()
-    scores = scores_until(objective, table, first[:chunk].unsqueeze(1), tracker, chunk, stop)
+    scores = evaluate_prefix(objective, table, first[:chunk].unsqueeze(1), tracker, chunk, stop)[1]
     if seconds is not None and len(scores) and (time.perf_counter() - started) * rows / len(scores) > seconds:
         raise TooSlow
-    scores = torch.cat(
-        [scores, scores_until(objective, table, first[len(scores) :].unsqueeze(1), tracker, chunk, stop)]
-    )
+    rest = evaluate_prefix(objective, table, first[len(scores) :].unsqueeze(1), tracker, chunk, stop)[1]
+    scores = torch.cat([scores, rest])
     chosen = first[: len(scores)]
     if fitting and len(scores) == len(first):
         embeddings = table[allowed.to(table.device)].float().cpu()
@@ -99,7 +81,7 @@ def rank_tokens(
         guess = (embeddings - mean) @ weights
         guess[order[:sample]] = -torch.inf
         proposed = allowed[guess.topk(sample).indices]
-        checked = scores_until(objective, table, proposed.unsqueeze(1), tracker, chunk, stop)
+        checked = evaluate_prefix(objective, table, proposed.unsqueeze(1), tracker, chunk, stop)[1]
         chosen = torch.cat([chosen, proposed[: len(checked)]])
         scores = torch.cat([scores, checked])
     if len(chosen) == 0:

@@ -121,10 +121,23 @@ def evaluate_until(
     stop: Callable[[], bool],
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """`evaluate_ids`, asking `stop` before each call of `chunk` rows; None when it stopped before the last."""
+    losses, scores = evaluate_prefix(objective, table, token_ids, tracker, chunk, stop)
+    return (losses, scores) if len(scores) == len(token_ids) else None
+
+
+def evaluate_prefix(
+    objective: Objective,
+    table: torch.Tensor,
+    token_ids: torch.Tensor,
+    tracker: SearchTracker,
+    chunk: int,
+    stop: Callable[[], bool],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`evaluate_ids` on the rows evaluated before `stop` said so (asked before each call of `chunk` rows)."""
     losses, scores = [torch.empty(0)], [torch.empty(0)]
     for start in range(0, len(token_ids), chunk):
         if stop():
-            return None
+            break
         loss, score = evaluate_ids(objective, table, token_ids[start : start + chunk], tracker, chunk)
         losses.append(loss)
         scores.append(score)
