@@ -224,9 +224,6 @@ def test_four_clients_complete_in_queue_order(server, scene):
     lock = threading.Lock()
     start = time.perf_counter()
     jobs = []
-    for each in clients:
-        jobs.append(each.submit(*invert_args([handle_file(str(scene))], steps=25), api_name="/invert"))
-        time.sleep(0.5)  # a clear order of arrival
 
     def wait(index: int) -> None:
         job = jobs[index]
@@ -239,13 +236,16 @@ def test_four_clients_complete_in_queue_order(server, scene):
         with lock:
             finished.append(index)
 
-    threads = [threading.Thread(target=wait, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
+    threads = []
+    for index, each in enumerate(clients):  # each watched from its submission: a fast run leaves no queue later
+        jobs.append(each.submit(*invert_args([handle_file(str(scene))], steps=25), api_name="/invert"))
+        threads.append(threading.Thread(target=wait, args=(index,)))
+        threads[-1].start()
+        time.sleep(0.3)  # a clear order of arrival
     for thread in threads:
         thread.join(timeout=300)
     wall = time.perf_counter() - start
-    print(f"4 concurrent clients, 25 steps each: {wall:.1f} s wall")
+    print(f"4 concurrent clients, 25 steps each: {wall:.1f} s wall; places seen {ranks}")
     assert finished == [0, 1, 2, 3]
     assert all(job.result()[0].strip() for job in jobs)
     assert max(ranks[3]) >= 1, "the last client was never told its place in the queue"
